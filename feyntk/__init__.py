@@ -1,0 +1,31 @@
+"""feyntk: finite-width corrections of deep neural networks from Feynman diagrams.
+
+Pipeline (one-way, as the sub-packages show): ``spec`` (network, activation, statistics
+registry, request contract) → ``numbers`` (Gaussian expectations, kernels) → ``validate``
+(Monte Carlo of real networks). Conventions: ``MATH.md`` of the project (PDLT notation).
+
+Quick start::
+
+    import feyntk
+    cfg = {"widths": [2, 32, 32], "activation": "tanh", "inputs": [[1.0, 0.3], [-0.4, 0.9]]}
+    feyntk.predict(cfg)["tensors"]["K"]["value"]
+    feyntk.sample({**cfg, "samples": 500})["tensors"]["K"]
+"""
+
+from feyntk.api import predict as predict
+from feyntk.api import sample as sample
+from feyntk.errors import FeyntkError as FeyntkError
+from feyntk.numbers.gaussian import expect as expect
+from feyntk.numbers.gaussian import pair_table as pair_table
+from feyntk.numbers.infinite import infinite_kernels as infinite_kernels
+from feyntk.numbers.infinite import kernel_layers as kernel_layers
+from feyntk.spec.activation import Activation as Activation
+from feyntk.spec.activation import get_activation as get_activation
+from feyntk.spec.activation import known_activations as known_activations
+from feyntk.spec.config import Request as Request
+from feyntk.spec.config import parse_request as parse_request
+from feyntk.spec.network import Network as Network
+from feyntk.spec.statistic import REGISTRY as REGISTRY
+from feyntk.spec.statistic import TENSOR_NAMES as TENSOR_NAMES
+
+__version__ = "0.1.0"

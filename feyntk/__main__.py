@@ -1,0 +1,5 @@
+import sys
+
+from feyntk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,292 @@
+"""Gaussian expectations ⟨f⟩_K over the preactivations of up to four samples.
+
+Conventions: ``⟨f⟩_K = E[f(z)]`` with ``z ~ N(0, K)``, ``K`` a d×d covariance (d ≤ 4 samples).
+
+Two methods, one result type :class:`Estimate` (value and an error estimate):
+
+* **Quadrature** (any f): K is factorised by its eigen-decomposition, directions with zero
+  variance are dropped (so duplicate inputs, zero-norm inputs and rank-deficient Gram matrices
+  give the correct limit, never NaN), and a tensor-product Gauss–Hermite rule of m points per
+  remaining direction is applied. The rule is refined (m → 2m) until two successive results
+  agree to ``atol + rtol·|value|``; the error estimate is their difference. Smooth integrands
+  converge exponentially; kinked ones (relu without its closed form) only algebraically, which
+  the error estimate then shows.
+* **Closed forms** for pairs of σ-derivatives: linear; the ReLU/leaky-ReLU arc-cosine family;
+  erf (Williams' arcsine kernel). Exact up to rounding (error reported as 0).
+
+:func:`pair_table` evaluates ``E[σ^{(k1)}(z_a) σ^{(k2)}(z_b)]`` for all pairs (a, b) of N
+samples at once: the workhorse of the infinite-width kernels.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import mpmath as mp
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+from scipy.special import roots_hermitenorm
+
+from feyntk.errors import DegenerateKernelError
+from feyntk.spec.activation import Activation
+
+RTOL = 1e-12
+"""Default relative tolerance of the adaptive quadrature."""
+ATOL = 1e-14
+M_START = 48
+M_MAX = 768
+_EIG_TOL = 1e-13
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A numerical value with an estimate of its absolute integration error (same shape)."""
+
+    value: np.ndarray
+    error: np.ndarray
+
+
+@functools.lru_cache(maxsize=32)
+def hermite_rule(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilists' Gauss–Hermite nodes and weights normalised to the standard normal."""
+    x, w = hermegauss(m) if m <= 180 else roots_hermitenorm(m)
+    w = w / np.sqrt(2.0 * np.pi)
+    keep = w > 1e-300
+    return x[keep], w[keep]
+
+
+@functools.lru_cache(maxsize=16)
+def halfrange_rule(m: int, power: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss rule for the weight ``r**power · exp(-r²/2)`` on [0, ∞).
+
+    Recurrence coefficients come from the exact moments by Chebyshev's algorithm in
+    high-precision arithmetic (mpmath), nodes and weights by Golub–Welsch in float64.
+    """
+    with mp.workdps(max(50, 4 * m)):
+        mu = [mp.mpf(2) ** (mp.mpf(k + power - 1) / 2) * mp.gamma(mp.mpf(k + power + 1) / 2)
+              for k in range(2 * m)]
+        alpha, beta = [mu[1] / mu[0]], [mu[0]]
+        sig_prev, sig = [mp.mpf(0)] * (2 * m), list(mu)
+        for k in range(1, m):
+            new = [mp.mpf(0)] * (2 * m)
+            for j in range(k, 2 * m - k):
+                new[j] = sig[j + 1] - alpha[k - 1] * sig[j] - beta[k - 1] * sig_prev[j]
+            alpha.append(new[k + 1] / new[k] - sig[k] / sig[k - 1])
+            beta.append(new[k] / sig[k - 1])
+            sig_prev, sig = sig, new
+        a = np.array([float(v) for v in alpha])
+        b = np.array([float(v) for v in beta])
+    off = np.sqrt(b[1:])
+    x, vecs = np.linalg.eigh(np.diag(a) + np.diag(off, 1) + np.diag(off, -1))
+    return x, b[0] * vecs[0] ** 2
+
+
+def _polar_apply(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
+    """2-d rule in polar coordinates of the whitened variables, split at the angles where a
+    coordinate z_a changes sign, so integrands with kinks at z = 0 converge exponentially."""
+    B = L.shape[0]
+    if L.shape[-1] < 2:
+        L = np.concatenate([L, np.zeros((B, 2, 2 - L.shape[-1]))], axis=-1)
+    # angles where (L e_phi)_a = 0, for each coordinate a with non-zero row
+    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi  # (B, 2)
+    active = np.any(L != 0, axis=-1)
+    base = np.where(active, base, 0.0)
+    cuts = np.sort(np.concatenate([np.zeros((B, 1)), base, base + np.pi,
+                                   np.full((B, 1), 2 * np.pi)], axis=1), axis=1)  # (B, 6)
+    gx, gw = np.polynomial.legendre.leggauss(m)
+    lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]  # (B, 5, 1)
+    phi = (lo + (hi - lo) * (gx + 1) / 2).reshape(B, -1)  # (B, 5m)
+    wphi = ((hi - lo) * gw / 2).reshape(B, -1) / (2 * np.pi)
+    r, wr = halfrange_rule(2 * m)
+    dirs = np.einsum("bij,bjp->bip", L, np.stack([np.cos(phi), np.sin(phi)], axis=1))
+    z = (dirs[:, :, :, None] * r).reshape(B, 2, -1)  # (B, 2, 5m * 2m)
+    weights = (wphi[:, :, None] * wr).reshape(B, -1)
+    vals = np.asarray(f(z), dtype=float)
+    return np.einsum("b...p,bp->b...", vals, weights)
+
+
+def _whiten(cov: np.ndarray) -> np.ndarray:
+    """Return a (B, d, r) factor L with cov = L Lᵀ, zero-variance directions dropped."""
+    w, U = np.linalg.eigh(cov)
+    scale = np.maximum(np.max(np.abs(w), axis=-1, keepdims=True), 1e-300)
+    if np.any(w < -1e-9 * scale):
+        raise DegenerateKernelError(
+            f"covariance is not positive semidefinite (smallest eigenvalue {w.min():.3g}); "
+            "check the kernel for numerical problems")
+    keep = np.any(w > _EIG_TOL * scale, axis=0)  # directions kept for the whole batch
+    w = np.clip(w[..., keep], 0.0, None)
+    return U[..., :, keep] * np.sqrt(w)[..., None, :]
+
+
+def _tensor_rule(r: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = hermite_rule(m)
+    if r == 0:
+        return np.zeros((0, 1)), np.ones(1)
+    grids = np.meshgrid(*([x] * r), indexing="ij")
+    wgrids = np.meshgrid(*([w] * r), indexing="ij")
+    nodes = np.stack([g.ravel() for g in grids])  # (r, P)
+    weights = np.prod(np.stack([g.ravel() for g in wgrids]), axis=0)
+    return nodes, weights
+
+
+def _apply_rule(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
+    nodes, weights = _tensor_rule(L.shape[-1], m)
+    z = L @ nodes  # (B, d, P)
+    vals = np.asarray(f(z), dtype=float)
+    return vals @ weights
+
+
+def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
+           atol: float = ATOL, m: int = M_START, m_max: int | None = None,
+           kinks_at_zero: bool = False) -> Estimate:
+    """⟨f⟩_K by adaptive Gauss–Hermite quadrature.
+
+    Args:
+        f: maps z of shape ``(B, d, P)`` (batch, sample, node) to values ``(B, P)`` or
+            ``(B, ..., P)``.
+        cov: ``(d, d)`` or a batch ``(B, d, d)`` of covariances (PSD; singular allowed).
+        rtol, atol: target accuracy; refinement stops when two rules agree to it.
+        m: starting number of nodes per direction; doubled up to ``m_max``.
+        kinks_at_zero: f is only piecewise smooth, with pieces separated by the planes
+            z_a = 0. In two dimensions a polar rule split at those planes is then used, which
+            keeps exponential convergence.
+
+    Returns:
+        :class:`Estimate` with the batch shape (scalar for a single covariance).
+    """
+    cov = np.asarray(cov, dtype=float)
+    single = cov.ndim == 2
+    C = cov[None] if single else cov
+    if not np.all(np.isfinite(C)):
+        raise DegenerateKernelError("covariance contains NaN or inf")
+    L = _whiten(C)
+    r = L.shape[-1]
+    rule = _apply_rule
+    if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
+        rule, m, m_max = _polar_apply, 8, m_max or 128
+    m_max = m_max or (M_MAX if r <= 1 else 384 if r == 2 else 64 if r == 3 else 32)
+    m = min(m, m_max)
+    prev = rule(f, L, m)
+    err = np.full_like(prev, np.inf)
+    if r == 0:
+        err = np.zeros_like(prev)
+    while r and m < m_max:
+        m = min(2 * m, m_max)
+        cur = rule(f, L, m)
+        err = np.abs(cur - prev)
+        prev = cur
+        if np.all(err <= atol + rtol * np.abs(cur)):
+            break
+    if single:
+        return Estimate(prev[0], err[0])
+    return Estimate(prev, err)
+
+
+# -- pairs of σ-derivatives ----------------------------------------------------------------
+def _pair_covariances(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    iu = np.triu_indices(K.shape[0])
+    Kaa, Kbb, Kab = K[iu[0], iu[0]], K[iu[1], iu[1]], K[iu[0], iu[1]]
+    return Kaa, Kbb, Kab
+
+
+def _closed_pair(act: Activation, k1: int, k2: int, Kaa, Kbb, Kab) -> np.ndarray | None:
+    """E[σ^{(k1)}(z_a) σ^{(k2)}(z_b)] in closed form, or None if none is known here."""
+    fam = act.closed_form
+    if fam == "linear":
+        if k1 > 1 or k2 > 1:
+            return np.zeros_like(Kab)
+        return Kab if (k1, k2) == (0, 0) else np.ones_like(Kab) if (k1, k2) == (1, 1) \
+            else np.zeros_like(Kab)  # E[z] = 0
+    if fam == "relu" and (k1, k2) in ((0, 0), (1, 1)):
+        s = dict(act.params).get("slope", 0.0)
+        norm = np.sqrt(Kaa * Kbb)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = np.where(norm > 0, Kab / np.where(norm > 0, norm, 1.0), 0.0)
+        theta = np.arccos(np.clip(rho, -1.0, 1.0))
+        if k1 == 0:
+            relu = norm / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * np.cos(theta))
+            return s * Kab + (1 - s) ** 2 * relu
+        return s + (1 - s) ** 2 * (np.pi - theta) / (2 * np.pi)
+    if fam == "erf" and (k1, k2) in ((0, 0), (1, 1)):
+        a, b = 1 + 2 * Kaa, 1 + 2 * Kbb
+        if k1 == 0:
+            return 2 / np.pi * np.arcsin(np.clip(2 * Kab / np.sqrt(a * b), -1.0, 1.0))
+        return 4 / np.pi / np.sqrt(a * b - 4 * Kab**2)
+    return None
+
+
+def _check_kink_at_zero_variance(act: Activation, ks: tuple[int, ...], K: np.ndarray,
+                                 labels) -> None:
+    """A deterministic z = 0 sitting exactly on a jump of σ^{(k)} has no defined value."""
+    zero = np.nonzero(np.diag(K) <= 1e-300)[0]
+    if not len(zero):
+        return
+    for k in ks:
+        d = act.derivative(k)
+        jumps = any(abs(pt) == 0.0 for pt in act.kinks) and (d.has_jumps or not d.is_regular)
+        if jumps:
+            names = [labels[i] if labels is not None else int(i) for i in zero]
+            raise DegenerateKernelError(
+                f"inputs {names} have zero preactivation variance (K_aa = 0, e.g. a zero input "
+                f"with C_b = 0), so z sits exactly on the kink of {act.name!r} at 0 and "
+                f"σ^({k})(0) is undefined. Remove or perturb these inputs, or use C_b > 0.")
+
+
+def pair_table(act: Activation, K, k1: int = 0, k2: int | None = None, *,
+               method: str = "auto", rtol: float = RTOL, labels=None) -> Estimate:
+    """``E[σ^{(k1)}(z_a) σ^{(k2)}(z_b)]_K`` for all a, b as an (N, N) table.
+
+    Only the regular part of each derivative is integrated (for relu, σ' = step); callers
+    that need delta contributions must integrate them separately.
+
+    Args:
+        act: the activation.
+        K: (N, N) covariance of the preactivations.
+        k1, k2: derivative orders (k2 defaults to k1).
+        method: ``"auto"`` (closed form when one exists, else quadrature), ``"closed"`` or
+            ``"quadrature"``.
+        labels: names of the samples for error messages (default: their indices).
+    """
+    k2 = k1 if k2 is None else k2
+    K = np.asarray(K, dtype=float)
+    N = K.shape[0]
+    _check_kink_at_zero_variance(act, (k1, k2), K, labels)
+    Kaa, Kbb, Kab = _pair_covariances(K)
+    iu = np.triu_indices(N)
+    value = err = None
+    if method in ("auto", "closed"):
+        value = _closed_pair(act, k1, k2, Kaa, Kbb, Kab)
+        if value is not None:
+            err = np.zeros_like(value)
+        elif method == "closed":
+            raise NotImplementedError(
+                f"no closed form for E[σ^({k1}) σ^({k2})] of {act.name!r}")
+    if value is None:
+        f1, f2 = act.numpy(k1), act.numpy(k2)
+        cov = np.stack([np.stack([Kaa, Kab], -1), np.stack([Kab, Kbb], -1)], -2)
+
+        def integrand(z):
+            with np.errstate(over="ignore", under="ignore"):
+                return f1(z[:, 0]) * f2(z[:, 1])
+
+        kz = bool(act.kinks) and all(c == 0.0 for c in act.kinks)
+        est = expect(integrand, cov, rtol=rtol, kinks_at_zero=kz)
+        value, err = est.value, est.error
+    V = np.empty((N, N))
+    E = np.empty((N, N))
+    V[iu] = value
+    E[iu] = err
+    if k1 == k2:
+        V[iu[1], iu[0]] = value
+        E[iu[1], iu[0]] = err
+    else:  # asymmetric: fill the lower triangle with the swapped pair
+        low = pair_table(act, K.T, k2, k1, method=method, rtol=rtol, labels=labels)
+        V = np.where(np.triu(np.ones((N, N), bool)), V, low.value.T)
+        E = np.where(np.triu(np.ones((N, N), bool)), E, low.error.T)
+    if not np.all(np.isfinite(V)):
+        raise DegenerateKernelError(
+            f"Gaussian expectation of {act.name!r} is not finite for this kernel "
+            f"(max |K| = {np.abs(K).max():.3g}); the activation may grow too fast")
+    return Estimate(V, E)
