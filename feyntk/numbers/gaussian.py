@@ -139,7 +139,7 @@ def _apply_rule(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
 
 
 def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
-           atol: float = ATOL, m: int = M_START, m_max: int | None = None,
+           atol: float = ATOL, m: int | None = None, m_max: int | None = None,
            kinks_at_zero: bool = False) -> Estimate:
     """⟨f⟩_K by adaptive Gauss–Hermite quadrature.
 
@@ -165,9 +165,9 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     r = L.shape[-1]
     rule = _apply_rule
     if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
-        rule, m, m_max = _polar_apply, 8, m_max or 128
-    m_max = m_max or (M_MAX if r <= 1 else 384 if r == 2 else 64 if r == 3 else 32)
-    m = min(m, m_max)
+        rule, m, m_max = _polar_apply, m or 8, m_max or 128
+    m_max = m_max or (M_MAX if r <= 1 else 384 if r == 2 else 64 if r == 3 else 40)
+    m = min(m or (M_START if r <= 2 else 16 if r == 3 else 10), m_max)
     prev = rule(f, L, m)
     err = np.full_like(prev, np.inf)
     if r == 0:
@@ -204,6 +204,9 @@ def _closed_pair(act: Activation, k1: int, k2: int, Kaa, Kbb, Kab) -> np.ndarray
         norm = np.sqrt(Kaa * Kbb)
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.where(norm > 0, Kab / np.where(norm > 0, norm, 1.0), 0.0)
+        # |ρ| within rounding of 1 is a rank-one pair (as the quadrature treats it): snap it,
+        # since (π - arccos ρ) has an infinite slope there and would amplify rounding to 1e-8
+        rho = np.where(np.abs(rho) > 1 - _EIG_TOL, np.sign(rho), rho)
         theta = np.arccos(np.clip(rho, -1.0, 1.0))
         if k1 == 0:
             relu = norm / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * np.cos(theta))
@@ -224,9 +227,11 @@ def _check_kink_at_zero_variance(act: Activation, ks: tuple[int, ...], K: np.nda
     if not len(zero):
         return
     for k in ks:
-        d = act.derivative(k)
-        jumps = any(abs(pt) == 0.0 for pt in act.kinks) and (d.has_jumps or not d.is_regular)
-        if jumps:
+        # σ^{(k)} is undefined at 0 if it holds a delta there or jumps there (then σ^{(k+1)}
+        # holds an order-0 delta at 0)
+        here = [t for t in act.derivative(k).deltas if t.point == 0.0] + [
+            t for t in act.derivative(k + 1).deltas if t.point == 0.0 and t.order == 0]
+        if here:
             names = [labels[i] if labels is not None else int(i) for i in zero]
             raise DegenerateKernelError(
                 f"inputs {names} have zero preactivation variance (K_aa = 0, e.g. a zero input "

@@ -147,6 +147,8 @@ def _piecewise_to_heaviside(pw: sp.Piecewise) -> sp.Expr:
 
 def _normalise(expr: sp.Expr, order: int) -> Derivative:
     """Split an expression with DiracDelta factors into regular part + numeric delta terms."""
+    if not expr.has(sp.DiracDelta):
+        return Derivative(order=order, regular=expr)
     regular = sp.Integer(0)
     deltas: dict[tuple[float, int], float] = {}
     for term in sp.Add.make_args(sp.expand(expr)):
@@ -181,15 +183,15 @@ def _normalise(expr: sp.Expr, order: int) -> Derivative:
                       and len(regular.args) < 20 else regular, deltas=terms)
 
 
-@functools.lru_cache(maxsize=256)
-def _derivatives(expr: sp.Expr, max_order: int) -> tuple[Derivative, ...]:
-    out = [_normalise(expr, 0)]
-    if not out[0].is_regular:
-        raise ActivationError("the activation itself must be a function, not contain deltas")
-    for k in range(1, max_order + 1):
-        prev = out[-1].expr()
-        out.append(_normalise(sp.diff(prev, Z), k))
-    return tuple(out)
+@functools.lru_cache(maxsize=512)
+def _derivative(expr: sp.Expr, k: int) -> Derivative:
+    """k-th distributional derivative, built recursively from the (k-1)-th (cached)."""
+    if k == 0:
+        d0 = _normalise(expr, 0)
+        if not d0.is_regular:
+            raise ActivationError("the activation itself must be a function, not contain deltas")
+        return d0
+    return _normalise(sp.diff(_derivative(expr, k - 1).expr(), Z), k)
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,7 @@ class Activation:
         """The k-th distributional derivative (k = 0 is σ itself)."""
         if not 0 <= k <= MAX_ORDER:
             raise ActivationError(f"derivative order must be in 0..{MAX_ORDER}, got {k}")
-        return _derivatives(self.expr, MAX_ORDER)[k]
+        return _derivative(self.expr, k)
 
     @property
     def kinks(self) -> tuple[float, ...]:
@@ -252,6 +254,8 @@ class Activation:
 
         ``MAX_ORDER`` for smooth activations; 1 for relu (σ' = step, σ'' = δ).
         """
+        if self.is_smooth:
+            return MAX_ORDER
         for k in range(MAX_ORDER + 1):
             if not self.derivative(k).is_regular:
                 return k - 1

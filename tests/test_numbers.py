@@ -1,0 +1,187 @@
+"""Gaussian expectations and infinite-width kernels (MATH.md §4 worked examples).
+
+Oracles: closed forms (linear, relu family, erf), Isserlis' theorem, and an independent
+adaptive quadrature (scipy's QUADPACK on the bivariate normal density, split at z = 0).
+neural-tangents cannot be installed beside this project's jax (it needs tensorflow through
+jax2tf), so the independent quadrature stands in for its stax kernels.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import integrate
+
+from feyntk.errors import DegenerateKernelError
+from feyntk.numbers.gaussian import expect, halfrange_rule, pair_table
+from feyntk.numbers.infinite import infinite_kernels, kernel_layers
+from feyntk.spec.activation import get_activation
+from feyntk.spec.network import Network
+from feyntk.testing import CLOSED_FORM, inputs, networks
+
+
+def _random_psd(rng, N, rank=None):
+    A = rng.normal(size=(N, rank or N))
+    return A @ A.T / (rank or N) + (0.0 if rank else 0.05 * np.eye(N))
+
+
+def test_hermite_and_halfrange_rules_integrate_moments():
+    r, w = halfrange_rule(24, 1)
+    assert np.all(r > 0)
+    # ∫_0^∞ r^(k+1) e^{-r²/2} dr = 2^{k/2} Γ(k/2 + 1)
+    from math import gamma
+    for k in range(0, 20, 3):
+        assert (w * r**k).sum() == pytest.approx(2 ** (k / 2) * gamma(k / 2 + 1), rel=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+def test_isserlis_moments_in_up_to_four_dimensions(d):
+    rng = np.random.default_rng(d)
+    K = _random_psd(rng, d)
+    tuples = list(itertools.product(range(d), repeat=4))
+    for j in rng.choice(len(tuples), size=min(12, len(tuples)), replace=False):
+        idx = tuples[j]
+        est = expect(lambda z: np.prod([z[:, i] for i in idx], axis=0), K)
+        a, b, c, e = idx
+        exact = K[a, b] * K[c, e] + K[a, c] * K[b, e] + K[a, e] * K[b, c]
+        assert est.value == pytest.approx(exact, rel=1e-11, abs=1e-12)
+
+
+def test_singular_covariances_give_limits_not_nan():
+    # duplicate sample: rank 1; zero-variance sample: deterministic 0
+    K = np.array([[1.3, 1.3, 0.0], [1.3, 1.3, 0.0], [0.0, 0.0, 0.0]])
+    tanh = get_activation("tanh")
+    t = pair_table(tanh, K, 0)
+    assert np.all(np.isfinite(t.value))
+    one_d = integrate.quad(lambda u: np.tanh(np.sqrt(1.3) * u) ** 2 * np.exp(-u * u / 2)
+                           / np.sqrt(2 * np.pi), -40, 40, epsabs=1e-14)[0]
+    assert t.value[0, 1] == pytest.approx(one_d, rel=1e-11)
+    assert t.value[2, 2] == 0.0 and t.value[0, 2] == 0.0
+    # 4-d with a repeated sample is a correct 3-d integral
+    K4 = np.array([[1.0, 0.3, 0.3, 0.1], [0.3, 1.0, 1.0, 0.2], [0.3, 1.0, 1.0, 0.2],
+                   [0.1, 0.2, 0.2, 0.8]])
+    est = expect(lambda z: z[:, 1] * z[:, 2] * z[:, 0] * z[:, 3], K4)
+    assert est.value == pytest.approx(1.0 * 0.1 + 0.3 * 0.2 + 0.3 * 0.2, rel=1e-11)
+
+
+@pytest.mark.parametrize("name", CLOSED_FORM)
+@pytest.mark.parametrize("k", [0, 1])
+@given(seed=st.integers(0, 2**31), rank=st.sampled_from([None, 1, 2]))
+def test_closed_forms_agree_with_quadrature(name, k, seed, rank):
+    rng = np.random.default_rng(seed)
+    K = _random_psd(rng, 3, rank) * rng.uniform(0.2, 4.0)
+    act = get_activation(name if name != "leaky_relu" else {"name": name, "slope": 0.2})
+    a = pair_table(act, K, k, method="closed")
+    b = pair_table(act, K, k, method="quadrature")
+    np.testing.assert_allclose(a.value, b.value, rtol=1e-10, atol=1e-12)
+    assert np.all(b.error < 1e-9)
+
+
+def test_kink_at_deterministic_zero_is_a_clear_error():
+    net = Network.create([2, 8, 8], "relu", C_W=2.0, C_b=0.0)
+    x = np.array([[1.0, 0.5], [0.0, 0.0]])
+    K = kernel_layers(net, x, ntk=False)[-1].K  # K alone is fine: relu(0) = 0
+    assert np.all(np.isfinite(K)) and K[1, 1] == 0.0
+    with pytest.raises(DegenerateKernelError, match=r"inputs \['x\[1\]'\]"):
+        kernel_layers(net, x, ntk=True)
+
+
+def test_layer_one_is_exact():
+    net = Network.create([3, 5, 7], "tanh", C_W=[1.7, 0.9], C_b=[0.2, 0.4],
+                         lambda_W=[0.5, 2.0], lambda_b=[0.3, 0.1])
+    x = np.array([[1.0, 2.0, -1.0], [0.5, 0.0, 0.3]])
+    K1, T1 = infinite_kernels(net, x, 1)
+    np.testing.assert_allclose(K1, 0.2 + 1.7 * x @ x.T / 3, rtol=1e-15)
+    np.testing.assert_allclose(T1, 0.3 + 0.5 * x @ x.T / 3, rtol=1e-15)
+
+
+def test_deep_linear_and_relu_criticality():
+    x = np.array([[1.0, 0.2, -0.7], [0.3, 0.9, 0.1]])
+    gram = x @ x.T / 3
+    for l, layer in enumerate(kernel_layers(Network.create([3] + [6] * 5, "linear"), x), 1):
+        np.testing.assert_allclose(layer.K, gram, rtol=1e-13)
+        np.testing.assert_allclose(layer.Theta, l * gram, rtol=1e-13)
+    for layer in kernel_layers(Network.create([3] + [6] * 5, "relu", C_W=2.0, lambda_W=2.0), x):
+        np.testing.assert_allclose(np.diag(layer.K), 2 * np.diag(gram), rtol=1e-13)
+
+
+def _oracle_pair(f, g, Kaa, Kbb, Kab):
+    """E[f(z_a) g(z_b)] by QUADPACK on the bivariate density, quadrants split at 0."""
+    if Kaa * Kbb - Kab**2 <= 1e-14 * Kaa * Kbb:  # rank one: z_b = (Kab/Kaa) z_a
+        s = np.sqrt(Kaa)
+        h = lambda u: f(s * u) * g(Kab / Kaa * s * u) * np.exp(-u * u / 2) / np.sqrt(2 * np.pi)
+        return sum(integrate.quad(h, lo, hi, epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+                   for lo, hi in ((-40, 0), (0, 40)))
+    det = Kaa * Kbb - Kab**2
+    norm = 1 / (2 * np.pi * np.sqrt(det))
+
+    def dens(zb, za):
+        q = (Kbb * za * za - 2 * Kab * za * zb + Kaa * zb * zb) / det
+        return f(za) * g(zb) * norm * np.exp(-q / 2)
+
+    La, Lb = 14 * np.sqrt(Kaa), 14 * np.sqrt(Kbb)
+    return sum(integrate.dblquad(dens, a0, a1, b0, b1, epsabs=1e-15, epsrel=1e-12)[0]
+               for (a0, a1), (b0, b1) in itertools.product(((-La, 0), (0, La)),
+                                                           ((-Lb, 0), (0, Lb))))
+
+
+def _oracle_kernels(net, x):
+    """The K/Θ recursion of MATH.md §4 typed in as an oracle, integrals by QUADPACK."""
+    act = net.activation
+    s, ds = act.numpy(0), act.numpy(1)
+    gram = x @ x.T / net.n0
+    K = net.C_b[0] + net.C_W[0] * gram
+    T = net.lambda_b[0] + net.lambda_W[0] * gram
+    for l in range(2, net.L + 1):
+        N = len(x)
+        ss = np.array([[_oracle_pair(s, s, K[a, a], K[b, b], K[a, b]) for b in range(N)]
+                       for a in range(N)])
+        dd = np.array([[_oracle_pair(ds, ds, K[a, a], K[b, b], K[a, b]) for b in range(N)]
+                       for a in range(N)])
+        K, T = (net.C_b[l - 1] + net.C_W[l - 1] * ss,
+                net.lambda_b[l - 1] + net.lambda_W[l - 1] * ss + net.C_W[l - 1] * dd * T)
+    return K, T
+
+
+@pytest.mark.parametrize("name", ["tanh", "erf", "relu", "gelu"])
+def test_kernels_match_independent_quadrature(name):
+    net = Network.create([2, 9, 7, 5], name, C_W=[1.3, 1.8, 0.9], C_b=[0.1, 0.0, 0.3],
+                         lambda_W=[1.0, 0.7, 1.3], lambda_b=[0.2, 0.0, 0.5])
+    x = np.array([[0.9, -0.4], [0.2, 1.1]])
+    K, T = infinite_kernels(net, x)
+    Ko, To = _oracle_kernels(net, x)
+    np.testing.assert_allclose(K, Ko, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(T, To, rtol=1e-10, atol=1e-12)
+
+
+@given(data=st.data())
+def test_kernels_symmetric_psd_finite(data):
+    net = data.draw(networks(max_width=16))
+    x = data.draw(inputs(net.n0))
+    zero = (np.abs(x).sum(axis=1) == 0) & (net.C_b[0] == 0)
+    if zero.any() and net.activation.kinks and net.L > 1:
+        with pytest.raises(DegenerateKernelError, match="zero preactivation variance"):
+            kernel_layers(net, x)
+        return
+    for layer in kernel_layers(net, x):
+        for M in (layer.K, layer.Theta):
+            assert np.all(np.isfinite(M))
+            np.testing.assert_allclose(M, M.T, rtol=0, atol=1e-14)
+            assert np.linalg.eigvalsh(M).min() >= -1e-10 * max(1.0, np.abs(M).max())
+
+
+@given(data=st.data())
+def test_kernels_closed_form_vs_quadrature_on_random_specs(data):
+    net = data.draw(networks(activations=CLOSED_FORM, max_depth=4, max_width=8))
+    x = data.draw(inputs(net.n0, max_inputs=3))
+    zero = (np.abs(x).sum(axis=1) == 0) & (net.C_b[0] == 0)
+    if zero.any() and net.activation.kinks:
+        with pytest.raises(DegenerateKernelError, match="zero preactivation variance"):
+            kernel_layers(net, x, method="closed")
+        return
+    a = kernel_layers(net, x, method="closed")[-1]
+    b = kernel_layers(net, x, method="quadrature")[-1]
+    np.testing.assert_allclose(a.K, b.K, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.Theta, b.Theta, rtol=1e-10, atol=1e-12)
