@@ -1,0 +1,94 @@
+"""The diagram pipeline for one statistic: expand → generate → select → weigh.
+
+:func:`diagrams` returns the order-1/n (or leading-order) diagrams of a statistic's recursion
+as :class:`Diagram` objects: a representative term, the symmetry factor from automorphisms,
+the brute-force weight of its class, and the coloured graph (drawn by
+:mod:`feyntk.diagrams.draw`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+
+import networkx as nx
+import sympy as sp
+
+from feyntk.diagrams.expand import expand
+from feyntk.diagrams.fields import CORRELATORS, Correlator
+from feyntk.diagrams.generate import Candidate, Term, candidate_terms, generate
+from feyntk.diagrams.select import Selector
+from feyntk.diagrams.symmetry import automorphisms, group
+from feyntk.errors import NotAvailableError
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """One diagram of a statistic's recursion.
+
+    Attributes:
+        statistic: the statistic at layer ℓ+1 it contributes to.
+        terms: its value, from the representative candidate, weights multiplied by the class
+            multiplicity (dummies ``g*`` summed; blobs are Gaussian expectations at K^{(ℓ)}).
+        symmetry: ``1/|Aut|`` from the coloured graph.
+        weight: brute-force weight: the sum of the labelled candidates' weights in the class.
+        members: number of labelled candidates in the class.
+        kind: ``"gaussian"`` or the inserted layer-ℓ tensor(s).
+    """
+
+    statistic: str
+    terms: tuple[Term, ...]
+    symmetry: sp.Rational
+    weight: sp.Rational
+    members: int
+    kind: str
+    graph: nx.Graph = field(repr=False, compare=False, hash=False)
+
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        """Layer-ℓ tensors this diagram reads (K implicitly through every blob)."""
+        out = []
+        for t in self.terms:
+            if t.tensor:
+                out.append(t.tensor[0])
+            out += [m[0] for m in t.means]
+        return tuple(dict.fromkeys(out))
+
+    def _repr_png_(self):  # pragma: no cover - notebook hook
+        from feyntk.diagrams.draw import to_png_bytes
+
+        return to_png_bytes(self)
+
+
+def correlator(name: str) -> Correlator:
+    try:
+        return CORRELATORS[name]
+    except KeyError:
+        raise NotAvailableError(
+            f"the diagram engine does not derive {name!r} yet; derivable: "
+            f"{', '.join(CORRELATORS)}") from None
+
+
+def candidates(name: str, selector: Selector | None = None) -> list[Candidate]:
+    """All labelled candidates of a statistic that pass the selection rules."""
+    corr = correlator(name)
+    sel = selector or Selector()
+    return [cand for c in expand(corr) for cand in generate(c, corr.order) if sel.keep(cand)]
+
+
+@functools.lru_cache(maxsize=64)
+def diagrams(name: str) -> tuple[Diagram, ...]:
+    """The diagrams of statistic ``name`` (default selection rules), grouped and weighed."""
+    out = []
+    for rep, G, members in group(candidates(name)):
+        terms = candidate_terms(rep)
+        if not terms:
+            continue
+        weight = sum((m.weight for m in members), sp.Integer(0))
+        scale = weight / rep.weight
+        kind = rep.delta.tensor if rep.insertion is not None else "gaussian"
+        out.append(Diagram(name, tuple(replace(t, weight=t.weight * scale) for t in terms),
+                           sp.Rational(1, automorphisms(G)), weight, len(members), kind, G))
+    order = {"gaussian": 0}
+    out.sort(key=lambda d: (order.get(d.kind, 1), d.kind, str(d.terms)))
+    return tuple(out)

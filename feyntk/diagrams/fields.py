@@ -1,0 +1,161 @@
+"""Fields, layer maps and defining correlators: the input of the diagram engine.
+
+Notation (MATH.md §2): W, b, λ without a layer label belong to layer ℓ+1; everything inside
+the layer-ℓ expectation is a *lower* object:
+
+* :class:`Sig` — ``σ^{(k)}(z^{(ℓ)}_{v;s})``, a factor that depends on the preactivation of the
+  internal neuron ``v`` at sample ``s``;
+* :class:`Low` — a layer-ℓ NTK-type field (``H`` = Ĥ, ``dH`` = dĤ, ``ddI``, ``ddII``) whose neuron
+  slots are internal indices and whose samples are labels.
+
+A :class:`MapTerm` is one term of a field's layer map: a coefficient, Kronecker deltas among the
+field's external neuron slots, layer-(ℓ+1) weights ``W_{i j}`` (external slot, internal index),
+biases ``b_i``, neuron averages ``(1/n_ℓ) Σ_j`` (``averaged``) and the lower factors.
+Internal index names are local to a term; the engine renames them apart.
+
+A :class:`Correlator` defines a statistic at layer ℓ+1 as the joint cumulant of external fields
+with concrete neuron labels (distinct letters = distinct neurons), as in MATH.md §3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+# hyperparameters of layer ℓ+1 and the width ratio r = n_ℓ / n_{ℓ-1}
+C_W, C_b, lam_W, lam_b = sp.symbols("C_W C_b lambda_W lambda_b", positive=True)
+RATIO = sp.Symbol("r", positive=True)
+"""Width ratio n_ℓ/n_{ℓ-1} that multiplies every layer-ℓ 1/n insertion."""
+
+NTK_KINDS = ("H", "dH", "ddI", "ddII")
+NTK_RANK = {"H": 2, "dH": 3, "ddI": 4, "ddII": 4}
+
+
+@dataclass(frozen=True)
+class Sig:
+    """σ^{(k)} of the internal neuron ``var`` at sample ``sample`` (a z-dependent factor)."""
+
+    k: int
+    var: str
+    sample: str
+
+
+@dataclass(frozen=True)
+class Low:
+    """A layer-ℓ NTK-type field with internal neuron slots ``vars`` and ``samples``."""
+
+    kind: str
+    vars: tuple[str, ...]
+    samples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MapTerm:
+    """One term of a layer map (see module docstring). Slots index the external field."""
+
+    coeff: sp.Expr
+    deltas: tuple[tuple[int, int], ...] = ()
+    weights: tuple[tuple[int, str], ...] = ()
+    biases: tuple[int, ...] = ()
+    averaged: tuple[str, ...] = ()
+    factors: tuple[Sig | Low, ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class External:
+    """An external field of layer ℓ+1: kind (``z``, ``H``, ...), neuron labels, sample labels."""
+
+    kind: str
+    labels: tuple[str, ...]
+    samples: tuple[str, ...]
+
+
+def layer_map(kind: str, s: tuple[str, ...]) -> tuple[MapTerm, ...]:
+    """Layer map of an external field with samples ``s`` (MATH.md §2), as data.
+
+    The maps are exact identities obtained by differentiating the forward pass; they are tested
+    against automatic differentiation of real networks.
+    """
+    if kind == "z":
+        (a,) = s
+        return (MapTerm(sp.Integer(1), biases=(0,), name="bias"),
+                MapTerm(sp.Integer(1), weights=((0, "j"),), factors=(Sig(0, "j", a),),
+                        name="weight"))
+    if kind == "H":
+        a1, a2 = s
+        return (
+            MapTerm(lam_b, deltas=((0, 1),), name="lambda_b"),
+            MapTerm(lam_W, deltas=((0, 1),), averaged=("j",),
+                    factors=(Sig(0, "j", a1), Sig(0, "j", a2)), name="lambda_W"),
+            MapTerm(sp.Integer(1), weights=((0, "j1"), (1, "j2")),
+                    factors=(Sig(1, "j1", a1), Sig(1, "j2", a2), Low("H", ("j1", "j2"), (a1, a2))),
+                    name="chain"),
+        )
+    if kind == "dH":
+        a0, a1, a2 = s
+        return (
+            MapTerm(lam_W, deltas=((0, 1),), averaged=("j",), weights=((2, "k"),),
+                    factors=(Sig(1, "j", a0), Sig(0, "j", a1), Sig(1, "k", a2),
+                             Low("H", ("j", "k"), (a0, a2))), name="lambda_W.1"),
+            MapTerm(lam_W, deltas=((0, 2),), averaged=("j",), weights=((1, "k"),),
+                    factors=(Sig(1, "j", a0), Sig(0, "j", a2), Sig(1, "k", a1),
+                             Low("H", ("j", "k"), (a0, a1))), name="lambda_W.2"),
+            MapTerm(sp.Integer(1), weights=((0, "j"), (1, "k1"), (2, "k2")),
+                    factors=(Sig(2, "j", a0), Sig(1, "k1", a1), Sig(1, "k2", a2),
+                             Low("H", ("j", "k1"), (a0, a1)), Low("H", ("j", "k2"), (a0, a2))),
+                    name="chain.HH"),
+            MapTerm(sp.Integer(1), weights=((0, "j"), (1, "k1"), (2, "k2")),
+                    factors=(Sig(1, "j", a0), Sig(1, "k1", a1), Sig(1, "k2", a2),
+                             Low("dH", ("j", "k1", "k2"), (a0, a1, a2))), name="chain.dH"),
+        )
+    raise NotImplementedError(f"no layer map for field {kind!r} yet")
+
+
+@dataclass(frozen=True)
+class Correlator:
+    """A statistic at layer ℓ+1 as the joint cumulant of ``fields``.
+
+    Attributes:
+        fields: the external fields (distinct labels = distinct neurons).
+        order: 0 for the leading kernel, 1 for the coefficient of 1/n_ℓ.
+        output: the stored array's index order, as sample labels (MATH.md §3).
+    """
+
+    fields: tuple[External, ...]
+    order: int
+    output: tuple[str, ...] = field(default=())
+
+
+def _z(label, a):
+    return External("z", (label,), (a,))
+
+
+def _H(l1, l2, a1, a2):
+    return External("H", (l1, l2), (a1, a2))
+
+
+CORRELATORS: dict[str, Correlator] = {
+    "K": Correlator((_z("i", "a1"), _z("i", "a2")), 0, ("a1", "a2")),
+    "K1": Correlator((_z("i", "a1"), _z("i", "a2")), 1, ("a1", "a2")),
+    "V": Correlator((_z("i", "a1"), _z("i", "a2"), _z("k", "a3"), _z("k", "a4")), 1,
+                    ("a1", "a2", "a3", "a4")),
+    "Theta": Correlator((_H("i", "i", "a1", "a2"),), 0, ("a1", "a2")),
+    "Theta1": Correlator((_H("i", "i", "a1", "a2"),), 1, ("a1", "a2")),
+    "A": Correlator((_H("i", "i", "a1", "a2"), _H("k", "k", "a3", "a4")), 1,
+                    ("a1", "a2", "a3", "a4")),
+    # B[a1, a3, a2, a4] = n Cov[H_{ik;a1a2}, H_{ik;a3a4}]
+    "B": Correlator((_H("i", "k", "a1", "a2"), _H("i", "k", "a3", "a4")), 1,
+                    ("a1", "a3", "a2", "a4")),
+    "D": Correlator((_H("i", "i", "a1", "a2"), _z("k", "a3"), _z("k", "a4")), 1,
+                    ("a1", "a2", "a3", "a4")),
+    # F[a1, a3, a2, a4] = n E[H_{ik;a1a2} z_{i;a3} z_{k;a4}]
+    "F": Correlator((_H("i", "k", "a1", "a2"), _z("i", "a3"), _z("k", "a4")), 1,
+                    ("a1", "a3", "a2", "a4")),
+    "P": Correlator((External("dH", ("i", "k", "k"), ("a0", "a1", "a2")), _z("i", "a3")), 1,
+                    ("a0", "a1", "a2", "a3")),
+    "Q": Correlator((External("dH", ("i", "i", "k"), ("a0", "a1", "a2")), _z("k", "a3")), 1,
+                    ("a0", "a1", "a2", "a3")),
+}
+"""Defining correlators (MATH.md §3) of the statistics the engine derives."""

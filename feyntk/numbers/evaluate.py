@@ -1,0 +1,280 @@
+"""Numeric evaluation of the derived recursions, layer by layer (the plain numpy path).
+
+The recursions are the engine's diagrams (:func:`feyntk.diagrams.diagram.diagrams`); nothing
+here knows any particular tensor. A diagram term is
+``weight · coeff · Σ_g tensor[index] · Π means · Π_blobs ⟨∂_{legs} Π σ^{(k)}(z_s)⟩_K``
+with all layer-ℓ quantities, the hyperparameters of layer ℓ+1 and r = n_ℓ/n_{ℓ-1}.
+
+Two forms evaluate the same terms (MATH.md §4.4):
+
+* ``derivative``: each leg differentiates one σ factor of its blob (product rule), so the dummy
+  sample takes that factor's sample. Needs σ^{(k+legs)} as ordinary functions.
+* ``inverse-metric``: ``⟨∂_{g1}…∂_{gk} F⟩ = ⟨F · He_{g1…gk}(z)⟩`` with Hermite polynomials of the
+  inverse of K restricted to the blob's *distinct* samples; dummies run over those samples.
+  Needs only the blob's own σ^{(k)}, so kinked activations (relu) work, but K restricted to each
+  blob must be invertible.
+
+Output arrays are in MATH.md's index order; 1/n tensors at layer ℓ+1 are coefficients of 1/n_ℓ.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from feyntk.diagrams.diagram import correlator, diagrams
+from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
+from feyntk.errors import ActivationError, DegenerateKernelError
+from feyntk.numbers.gaussian import expect
+from feyntk.spec.activation import Activation
+from feyntk.spec.network import Network, check_inputs
+
+FORMS = ("derivative", "inverse-metric")
+RTOL_BLOB = 1e-10
+
+
+def dependencies(names) -> tuple[str, ...]:
+    """Dependency closure of the requested statistics (K and Θ included when used)."""
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in ("K",):
+            continue
+        needs = {"K"} | {t for d in diagrams(name) for t in d.tensors}
+        if name == "Theta":
+            needs.add("Theta")
+        todo += [t for t in needs if t not in seen]
+    order = ("K", "Theta", "K1", "V", "Theta1", "A", "B", "D", "F", "P", "Q")
+    return tuple(n for n in order if n in seen)
+
+
+@dataclass
+class BlobCache:
+    """Gaussian expectations of σ-products at one layer's K, memoised per sample pattern."""
+
+    act: Activation
+    K: np.ndarray
+    form: str
+    store: dict = field(default_factory=dict)
+
+    def plain(self, sigs: tuple[tuple[int, int], ...]) -> float:
+        """⟨Π σ^{(k)}(z_s)⟩ for (k, sample) pairs with concrete samples."""
+        key = ("p", tuple(sorted(sigs)))
+        if key not in self.store:
+            S = sorted({s for _, s in sigs})
+            fns = [(S.index(s), self.act.numpy(k)) for k, s in sigs]
+
+            def f(z):
+                out = 1.0
+                for i, fn in fns:
+                    out = out * fn(z[:, i])
+                return out
+
+            self.store[key] = float(expect(f, self.K[np.ix_(S, S)], rtol=RTOL_BLOB).value)
+        return self.store[key]
+
+    def hermite(self, sigs: tuple[tuple[int, int], ...], nlegs: int):
+        """(S, ⟨F·He_{g1..gk}⟩ as an array over S^k) for the blob's distinct samples S."""
+        key = ("h", tuple(sorted(sigs)), nlegs)
+        if key not in self.store:
+            S = sorted({s for _, s in sigs})
+            KS = self.K[np.ix_(S, S)]
+            w = np.linalg.eigvalsh(KS)
+            if w.min() <= 1e-12 * max(w.max(), 1e-300):
+                raise DegenerateKernelError(
+                    f"the inverse-metric form needs K restricted to samples {S} to be invertible, "
+                    f"but it is singular (eigenvalues {np.round(w, 14).tolist()}): duplicate or "
+                    "collinear inputs. Use form='derivative' (smooth activations) or remove the "
+                    "duplicate inputs.")
+            P = np.linalg.inv(KS)
+            fns = [(S.index(s), self.act.numpy(k)) for k, s in sigs]
+            d = len(S)
+
+            def f(z):  # z: (B, d, Pn) -> (B, d^k, Pn)
+                F = 1.0
+                for i, fn in fns:
+                    F = F * fn(z[:, i])
+                y = np.einsum("ij,bjp->bip", P, z)
+                He = _hermite(y, P, nlegs)
+                return (He * F[:, None, :]).reshape(z.shape[0], -1, z.shape[-1])
+
+            val = expect(f, KS, rtol=RTOL_BLOB).value.reshape((d,) * nlegs)
+            self.store[key] = (S, val)
+        return self.store[key]
+
+
+def _hermite(y: np.ndarray, P: np.ndarray, k: int) -> np.ndarray:
+    """Multivariate Hermite polynomials He_{g1..gk} for y = K^{-1} z, shape (B, d^k, Pn)."""
+    B, d, n = y.shape
+    if k == 0:
+        return np.ones((B, 1, n))
+    if k == 1:
+        return y
+    if k == 2:
+        return (y[:, :, None] * y[:, None, :] - P[None, :, :, None]).reshape(B, d * d, n)
+    if k == 3:
+        yyy = y[:, :, None, None] * y[:, None, :, None] * y[:, None, None, :]
+        corr = (P[None, :, :, None, None] * y[:, None, None, :]
+                + P[None, :, None, :, None] * y[:, None, :, None]
+                + P[None, None, :, :, None] * y[:, :, None, None])
+        return (yyy - corr).reshape(B, d ** 3, n)
+    if k == 4:
+        e = np.einsum
+        y4 = e("bap,bcp,bdp,bep->bacdep", y, y, y, y)
+        two = 0
+        for (i, j), (m, l) in (((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)),
+                               ((1, 2), (0, 3)), ((1, 3), (0, 2)), ((2, 3), (0, 1))):
+            idx = ["a", "c", "d", "e"]
+            sub = f"{idx[i]}{idx[j]},b{idx[m]}p,b{idx[l]}p->bacdep"
+            two = two + e(sub, P, y, y)
+        pp = (e("ac,de->acde", P, P) + e("ad,ce->acde", P, P) + e("ae,cd->acde", P, P))
+        return (y4 - two + pp[None, ..., None]).reshape(B, d ** 4, n)
+    raise NotImplementedError(f"Hermite polynomials of order {k}")
+
+
+def _numeric_coeff(expr: sp.Expr, values: dict) -> float:
+    return float(expr.subs(values))
+
+
+def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float) -> float:
+    """Σ over dummies of one diagram term at concrete external samples ``alpha``."""
+    means = 1.0
+    for name, idx in term.means:
+        means *= state[name][tuple(alpha[s] for s in idx)]
+    if means == 0.0 or coeff == 0.0:
+        return 0.0
+    total = 0.0
+    if cache.form == "derivative":
+        # each leg picks the σ factor of its blob it differentiates
+        per_blob = []
+        for blob in term.blobs:
+            sigs = [(k, alpha[s]) for k, s in blob.sigs]
+            opts = []
+            for pick in itertools.product(range(len(sigs)), repeat=len(blob.legs)):
+                ks = [k for k, _ in sigs]
+                for m in pick:
+                    ks[m] += 1
+                g = {leg: sigs[m][1] for leg, m in zip(blob.legs, pick)}
+                opts.append((tuple(zip(ks, [s for _, s in sigs])), g))
+            per_blob.append(opts)
+        for combo in itertools.product(*per_blob):
+            g, val = {}, 1.0
+            for sigs, gb in combo:
+                g.update(gb)
+                val *= cache.plain(sigs)
+                if val == 0.0:
+                    break
+            if val != 0.0 and term.tensor is not None:
+                name, idx = term.tensor
+                val *= state[name][tuple(g[s] if s in g else alpha[s] for s in idx)]
+            total += val
+    else:
+        blob_vals, dummy_opts = [], []
+        for blob in term.blobs:
+            sigs = tuple((k, alpha[s]) for k, s in blob.sigs)
+            if blob.legs:
+                S, arr = cache.hermite(sigs, len(blob.legs))
+                blob_vals.append((blob.legs, S, arr))
+            else:
+                blob_vals.append(((), None, cache.plain(sigs)))
+        legs = [leg for legs_, S, _ in blob_vals for leg in legs_]
+        ranges = [S for legs_, S, _ in blob_vals for _ in legs_]
+        for choice in itertools.product(*(range(len(r)) for r in ranges)):
+            g = {leg: ranges[i][c] for i, (leg, c) in enumerate(zip(legs, choice))}
+            val, pos = 1.0, 0
+            for legs_, S, arr in blob_vals:
+                if legs_:
+                    val *= arr[tuple(choice[pos:pos + len(legs_)])]
+                    pos += len(legs_)
+                else:
+                    val *= arr
+            if term.tensor is not None:
+                name, idx = term.tensor
+                val *= state[name][tuple(g[s] if s in g else alpha[s] for s in idx)]
+            total += val
+    return float(term.weight) * coeff * means * total
+
+
+def _check_smoothness(act: Activation, name: str, form: str) -> None:
+    if form != "derivative":
+        need = max((k for d in diagrams(name) for t in d.terms for b in t.blobs
+                    for k, _ in b.sigs), default=0)
+    else:
+        need = max((max((k for k, _ in b.sigs), default=0) + len(b.legs)
+                    for d in diagrams(name) for t in d.terms for b in t.blobs), default=0)
+    if act.regular_order < need:
+        hint = (" The inverse-metric form needs fewer derivatives: try form='inverse-metric'."
+                if form == "derivative" else "")
+        raise ActivationError(
+            f"{name} in the {form} form needs σ^({need}) of {act.name!r} as an ordinary function, "
+            f"but {act.name!r} is only {act.regular_order} times differentiable (its higher "
+            f"derivatives contain delta functions).{hint}")
+
+
+def choose_form(act: Activation, names, form: str = "auto") -> str:
+    """``auto``: the derivative form when the activation is smooth enough, else inverse-metric."""
+    if form != "auto":
+        if form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS} or 'auto', got {form!r}")
+        for n in names:
+            _check_smoothness(act, n, form)
+        return form
+    try:
+        for n in names:
+            _check_smoothness(act, n, "derivative")
+        return "derivative"
+    except ActivationError:
+        for n in names:
+            _check_smoothness(act, n, "inverse-metric")
+        return "inverse-metric"
+
+
+def step(name: str, state: dict, cache: BlobCache, values: dict, N: int) -> np.ndarray:
+    """One statistic at layer ℓ+1 from the layer-ℓ ``state`` (all its dependencies)."""
+    corr = correlator(name)
+    out = np.zeros((N,) * len(corr.output))
+    terms = [(t, _numeric_coeff(t.coeff, values)) for d in diagrams(name) for t in d.terms]
+    for idx in itertools.product(range(N), repeat=len(corr.output)):
+        alpha = dict(zip(corr.output, idx))
+        out[idx] = sum(evaluate_term(t, alpha, state, cache, c) for t, c in terms)
+    return out
+
+
+def first_layer(network: Network, x: np.ndarray, names) -> dict:
+    """Layer-1 state: exact K, Θ; every 1/n tensor vanishes."""
+    gram = x @ x.T / network.n0
+    lay = network.layer(1)
+    N = x.shape[0]
+    state = {}
+    for n in names:
+        if n == "K":
+            state[n] = lay.C_b + lay.C_W * gram
+        elif n == "Theta":
+            state[n] = lay.lambda_b + lay.lambda_W * gram
+        else:
+            state[n] = np.zeros((N,) * len(correlator(n).output))
+    return state
+
+
+def evaluate(network: Network, inputs, names, layer: int | None = None, *,
+             form: str = "auto") -> dict[str, np.ndarray]:
+    """Evaluate statistics ``names`` at ``layer`` (default L) by the derived recursions."""
+    x = check_inputs(inputs, network.n0)
+    layer = network.L if layer is None else network.check_layer(layer)
+    closure = dependencies(names)
+    act = network.activation
+    form = choose_form(act, [n for n in closure if n != "K"], form) if layer > 1 else "derivative"
+    state = first_layer(network, x, closure)
+    for l in range(1, layer):
+        hp = network.layer(l + 1)
+        ratio = network.widths[l] / network.widths[l - 1]
+        values = {C_W: hp.C_W, C_b: hp.C_b, lam_W: hp.lambda_W, lam_b: hp.lambda_b, RATIO: ratio}
+        cache = BlobCache(act, state["K"], form)
+        state = {n: step(n, state, cache, values, x.shape[0]) for n in closure}
+    return {n: state[n] for n in names}
