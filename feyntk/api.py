@@ -6,8 +6,7 @@ and return::
     {"n": n_{layer-1}, "layer": l, "tensors": {NAME: {"value": ndarray, ...}}, ...}
 
 with arrays in MATH.md's index order; order-1/n tensors are coefficients of 1/n with
-n = n_{layer-1}. ``predict`` adds an ``"error"`` array (estimated numerical-integration error);
-``sample`` adds ``"se"`` (Monte Carlo standard error), ``"samples"``, ``"seed"`` and ``"notes"``
+n = n_{layer-1}. ``sample`` adds ``"se"`` (Monte Carlo standard error), ``"samples"``, ``"seed"`` and ``"notes"``
 (``K`` and ``Theta`` from sampling are the full finite-width E[zz] and E[Ĥ_ii]).
 """
 
@@ -18,34 +17,37 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from feyntk.diagrams.fields import CORRELATORS
 from feyntk.errors import NotAvailableError
-from feyntk.numbers.infinite import kernel_layers
+from feyntk.numbers.evaluate import evaluate
 from feyntk.spec.config import Request, parse_request
 
-PREDICTABLE = ("K", "Theta")
-"""Tensors that :func:`predict` evaluates in this version."""
 
+def derivable() -> tuple[str, ...]:
+    """Tensors the diagram engine derives (and :func:`predict` evaluates) in this version."""
+    return tuple(CORRELATORS)
 
-def predict(config: Mapping[str, Any] | Request, *, method: str = "auto") -> dict[str, Any]:
-    """Theory prediction of the requested tensors (infinite-width recursions).
+def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
+            max_memory_bytes: int | None = None) -> dict[str, Any]:
+    """Theory prediction of the requested tensors from the engine's derived recursions.
 
     Args:
         config: config dict or :class:`Request` (keys in :mod:`feyntk.spec.config`).
-        method: Gaussian integrals by ``"auto"`` (closed forms where known), ``"closed"`` or
-            ``"quadrature"``.
+        form: ``"auto"`` (derivative form when the activation is smooth enough),
+            ``"derivative"`` or ``"inverse-metric"``.
+        max_memory_bytes: refuse requests whose layer states would not fit.
     """
     req = parse_request(config)
-    missing = [t for t in req.tensors if t not in PREDICTABLE]
+    missing = [t for t in req.tensors if t not in derivable()]
     if missing:
         raise NotAvailableError(
-            f"predict cannot evaluate {missing} yet: this version serves {list(PREDICTABLE)}. "
-            "The order-1/n tensors come from the diagram engine (planned); meanwhile "
-            "`feyntk sample` estimates every tensor from real sampled networks.")
-    ntk = "Theta" in req.tensors
-    last = kernel_layers(req.network, req.inputs, req.layer, ntk=ntk, method=method)[-1]
-    arrays = {"K": (last.K, last.K_error), "Theta": (last.Theta, last.Theta_error)}
+            f"predict cannot evaluate {missing} yet: the diagram engine derives "
+            f"{list(derivable())}. `feyntk sample` estimates every tensor from real sampled "
+            "networks.")
+    values = evaluate(req.network, req.inputs, req.tensors, req.layer, form=form,
+                      max_memory_bytes=max_memory_bytes)
     return {"n": req.n, "layer": req.layer,
-            "tensors": {t: {"value": arrays[t][0], "error": arrays[t][1]} for t in req.tensors}}
+            "tensors": {t: {"value": values[t]} for t in req.tensors}}
 
 
 def sample(config: Mapping[str, Any] | Request, *, samples: int | None = None,

@@ -1,4 +1,4 @@
-"""Command line: ``feyntk predict``, ``feyntk sample``, ``feyntk compare``, ``feyntk example``.
+"""Command line: ``feyntk predict | sample | compare | derive | diagrams | example``.
 
 The JSON contract is documented in :mod:`feyntk.api` and :mod:`feyntk.spec.config`.
 """
@@ -65,7 +65,32 @@ def _write(result: dict, out: str | None) -> None:
 def _cmd_predict(args) -> int:
     from feyntk.api import predict
 
-    _write(predict(_load(args.config), method=args.method), args.output)
+    _write(predict(_load(args.config), form=args.form), args.output)
+    return 0
+
+
+def _cmd_derive(args) -> int:
+    from feyntk.recursions.recursion import recursion
+
+    rec = recursion(args.tensor, args.form)
+    print(rec.latex() if args.latex else rec)
+    return 0
+
+
+def _cmd_diagrams(args) -> int:
+    from feyntk.diagrams.diagram import diagrams
+
+    ds = diagrams(args.tensor)
+    print(f"{args.tensor}: {len(ds)} diagrams at order "
+          f"{'1' if args.tensor in ('K', 'Theta') else '1/n'}")
+    for i, d in enumerate(ds, 1):
+        print(f"  {i:2d}. {d.kind:9s} symmetry factor {d.symmetry} "
+              f"(brute-force weight {d.weight}, {d.members} labelled contractions)")
+    if args.output:
+        from feyntk.diagrams.draw import draw_all
+
+        draw_all(ds, args.output)
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
@@ -138,8 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("predict", "Predict the requested tensors from the recursions.", _cmd_predict)
     sp.add_argument("config", metavar="CONFIG.json", help="network, inputs and tensors (JSON)")
     sp.add_argument("-o", "--output", metavar="OUT.json", help="write JSON here (default stdout)")
-    sp.add_argument("--method", choices=("auto", "closed", "quadrature"), default="auto",
-                    help="Gaussian integrals: closed forms where known (auto), or quadrature")
+    sp.add_argument("--form", choices=("auto", "derivative", "inverse-metric"), default="auto",
+                    help="how blobs are integrated: derivative form (needs smooth σ), "
+                         "inverse-metric form (needs invertible K), or auto (default)")
+
+    tensor_help = f"one of {', '.join(TENSOR_NAMES)}"
+    sp = add("derive", "Print the recursion of a tensor derived from its Feynman diagrams.",
+             _cmd_derive)
+    sp.add_argument("tensor", help=tensor_help)
+    sp.add_argument("--form", choices=("derivative", "inverse-metric"), default="derivative",
+                    help="derivative form <∂(...)> or inverse-metric form <(...) H(z)>")
+    sp.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+
+    sp = add("diagrams", "List (and draw) the diagrams of a tensor's recursion.", _cmd_diagrams)
+    sp.add_argument("tensor", help=tensor_help)
+    sp.add_argument("-o", "--output", metavar="FILE.png", help="draw them to PNG/SVG")
 
     sp = add("sample", "Estimate the requested tensors from sampled finite networks.",
              _cmd_sample)

@@ -43,6 +43,7 @@ class Diagram:
     members: int
     kind: str
     graph: nx.Graph = field(repr=False, compare=False, hash=False)
+    candidate: Candidate = field(repr=False, compare=False, hash=False, default=None)
 
     @property
     def tensors(self) -> tuple[str, ...]:
@@ -58,6 +59,12 @@ class Diagram:
         from feyntk.diagrams.draw import to_png_bytes
 
         return to_png_bytes(self)
+
+    def draw(self, ax=None):
+        """Draw on a matplotlib axis (see :mod:`feyntk.diagrams.draw` for the conventions)."""
+        from feyntk.diagrams.draw import draw
+
+        return draw(self, ax)
 
 
 def correlator(name: str) -> Correlator:
@@ -88,7 +95,8 @@ def diagrams(name: str) -> tuple[Diagram, ...]:
         scale = weight / rep.weight
         kind = rep.delta.tensor if rep.insertion is not None else "gaussian"
         out.append(Diagram(name, tuple(replace(t, weight=t.weight * scale) for t in terms),
-                           sp.Rational(1, automorphisms(G)), weight, len(members), kind, G))
+                           sp.Rational(1, automorphisms(G)), weight, len(members), kind, G,
+                           rep))
     order = {"gaussian": 0}
     out.sort(key=lambda d: (order.get(d.kind, 1), d.kind, str(d.terms)))
     return tuple(out)

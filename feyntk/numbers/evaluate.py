@@ -27,8 +27,8 @@ import sympy as sp
 
 from feyntk.diagrams.diagram import correlator, diagrams
 from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
-from feyntk.errors import ActivationError, DegenerateKernelError
-from feyntk.numbers.gaussian import expect
+from feyntk.errors import ActivationError, DegenerateKernelError, MemoryBudgetError
+from feyntk.numbers.gaussian import check_kinks_at_zero_variance, expect
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 
@@ -68,6 +68,8 @@ class BlobCache:
         key = ("p", tuple(sorted(sigs)))
         if key not in self.store:
             S = sorted({s for _, s in sigs})
+            check_kinks_at_zero_variance(self.act, tuple({k for k, _ in sigs}),
+                                         self.K[np.ix_(S, S)], [f"x[{s}]" for s in S])
             fns = [(S.index(s), self.act.numpy(k)) for k, s in sigs]
 
             def f(z):
@@ -262,12 +264,36 @@ def first_layer(network: Network, x: np.ndarray, names) -> dict:
     return state
 
 
+MEMORY_BUDGET = 4 * 2**30
+"""Default bytes the numpy path may hold for layer states (two layers of every tensor)."""
+
+
+def state_bytes(closure, N: int) -> int:
+    return 2 * 8 * sum(N ** len(correlator(n).output) for n in closure)
+
+
 def evaluate(network: Network, inputs, names, layer: int | None = None, *,
-             form: str = "auto") -> dict[str, np.ndarray]:
-    """Evaluate statistics ``names`` at ``layer`` (default L) by the derived recursions."""
+             form: str = "auto", max_memory_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """Evaluate statistics ``names`` at ``layer`` (default L) by the derived recursions.
+
+    Args:
+        network, inputs: the network and its (N, n0) inputs.
+        names: statistics to return (their dependency closure is computed).
+        form: ``"derivative"``, ``"inverse-metric"`` or ``"auto"`` (derivative when the
+            activation is smooth enough).
+        max_memory_bytes: refuse (before allocating) requests whose states would not fit.
+    """
     x = check_inputs(inputs, network.n0)
     layer = network.L if layer is None else network.check_layer(layer)
     closure = dependencies(names)
+    need = state_bytes(closure, x.shape[0])
+    budget = MEMORY_BUDGET if max_memory_bytes is None else max_memory_bytes
+    if need > budget:
+        raise MemoryBudgetError(
+            f"predicting {list(names)} for N = {x.shape[0]} inputs needs {need / 2**30:.2f} GiB "
+            f"for the layer states ({', '.join(closure)}; rank-4 tensors hold N^4 entries), more "
+            f"than the budget of {budget / 2**30:.2f} GiB. Use fewer inputs, request fewer "
+            "rank-4 tensors, or raise max_memory_bytes.")
     act = network.activation
     form = choose_form(act, [n for n in closure if n != "K"], form) if layer > 1 else "derivative"
     state = first_layer(network, x, closure)

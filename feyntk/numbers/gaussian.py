@@ -220,7 +220,7 @@ def _closed_pair(act: Activation, k1: int, k2: int, Kaa, Kbb, Kab) -> np.ndarray
     return None
 
 
-def _check_kink_at_zero_variance(act: Activation, ks: tuple[int, ...], K: np.ndarray,
+def check_kinks_at_zero_variance(act: Activation, ks: tuple[int, ...], K: np.ndarray,
                                  labels) -> None:
     """A deterministic z = 0 sitting exactly on a jump of σ^{(k)} has no defined value."""
     zero = np.nonzero(np.diag(K) <= 1e-300)[0]
@@ -257,7 +257,7 @@ def pair_table(act: Activation, K, k1: int = 0, k2: int | None = None, *,
     k2 = k1 if k2 is None else k2
     K = np.asarray(K, dtype=float)
     N = K.shape[0]
-    _check_kink_at_zero_variance(act, (k1, k2), K, labels)
+    check_kinks_at_zero_variance(act, (k1, k2), K, labels)
     Kaa, Kbb, Kab = _pair_covariances(K)
     iu = np.triu_indices(N)
     value = err = None
