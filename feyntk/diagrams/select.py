@@ -9,8 +9,9 @@ its rules keeps it. The defaults, with the paper's rules they implement (REFEREN
   lines at a propagator share one neuron index);
 * ``zero_mean`` — every NTK-type factor left unconsumed has a non-zero mean, i.e. is a diagonal
   Ĥ (rules e–f: dotted lines pair up and give Θ);
-* ``derivative_support`` — every z-leg lands on a blob that depends on z (rule c: a z-line acts
-  as ∂/∂z inside the expectation; ∂ of a constant vanishes).
+
+Rule (c) of the paper (a z-line acts as ∂/∂z inside the expectation) needs no filter here: every
+blob carries σ factors, because every layer-(ℓ+1) vertex brings one from each field it joins.
 
 Power counting (``order``) is pushed down into generation; ``external_deltas`` (Wick pairs only
 between equal external neuron labels) into expansion.
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from feyntk.diagrams.fields import Low, Sig
+from feyntk.diagrams.fields import Low
 from feyntk.diagrams.generate import Candidate
 
 
@@ -76,14 +77,6 @@ def zero_mean(cand: Candidate) -> bool:
     return True
 
 
-def derivative_support(cand: Candidate) -> bool:
-    """Every z-leg attaches to a block that carries σ factors."""
-    if cand.insertion is None:
-        return True
-    with_sig = {cand.block_of_var(f.var) for f in cand.contraction.factors if isinstance(f, Sig)}
-    return all(b in with_sig for kind, b in zip(cand.insertion.legs, cand.legs) if kind == "z")
-
-
 @dataclass(frozen=True)
 class Rule:
     """A named selection rule."""
@@ -95,7 +88,6 @@ class Rule:
 
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("neuron_deltas", neuron_deltas, "the inserted vertex's deltas hold"),
-    Rule("derivative_support", derivative_support, "z-legs land on z-dependent blobs"),
     Rule("zero_mean", zero_mean, "unconsumed NTK factors are diagonal Ĥ"),
     Rule("connected", connected, "external fields are connected"),
 )
