@@ -33,7 +33,7 @@ from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 
 FORMS = ("derivative", "inverse-metric")
-RTOL_BLOB = 1e-10
+RTOL_BLOB = 1e-12
 
 
 def dependencies(names) -> tuple[str, ...]:

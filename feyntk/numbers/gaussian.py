@@ -166,8 +166,8 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     rule = _apply_rule
     if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
         rule, m, m_max = _polar_apply, m or 8, m_max or 128
-    m_max = m_max or (M_MAX if r <= 1 else 384 if r == 2 else 64 if r == 3 else 40)
-    m = min(m or (M_START if r <= 2 else 16 if r == 3 else 10), m_max)
+    m_max = m_max or (M_MAX if r <= 1 else 384 if r == 2 else 128 if r == 3 else 48)
+    m = min(m or (M_START if r <= 2 else 32 if r == 3 else 12), m_max)
     prev = rule(f, L, m)
     err = np.full_like(prev, np.inf)
     if r == 0:

@@ -1,0 +1,143 @@
+"""Theory vs real sampled networks across widths (MATH.md §5).
+
+A finite network's statistics differ from the order-1/n prediction by O(1/n²). For each
+entry of a tensor, :func:`width_sweep` samples networks at several widths with the width
+*ratios* held fixed, and :func:`extrapolate` fits ``value(n) = T + c/n`` by weighted least
+squares on the Monte Carlo estimates:
+
+* for a 1/n tensor the sampler reports ``n · cumulant``, so the intercept T is the tensor and
+  the residual ``cumulant − T/n`` must shrink like 1/n²;
+* for K and Θ the sampler reports the full E[zz], E[Ĥ_ii]: the intercept is the
+  infinite-width kernel and the slope c is K¹ (Θ¹).
+
+:func:`agreement` turns a sweep and a prediction into z-scores; :func:`plot_sweep` draws theory
+against sampling with error bars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from feyntk.spec.config import parse_request
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Monte Carlo estimates of one tensor at several expansion widths n = n_{layer-1}.
+
+    Attributes:
+        name: tensor name.
+        ns: the widths n.
+        values, ses: arrays ``(len(ns), *shape)`` of estimates and standard errors.
+    """
+
+    name: str
+    ns: np.ndarray
+    values: np.ndarray
+    ses: np.ndarray
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Weighted least-squares fit ``value(n) = intercept + slope / n`` for every entry."""
+
+    intercept: np.ndarray
+    intercept_se: np.ndarray
+    slope: np.ndarray
+    slope_se: np.ndarray
+    chi2_dof: np.ndarray
+
+
+def scaled_widths(widths: Sequence[int], layer: int, n: int) -> list[int]:
+    """Scale hidden widths so that n_{layer-1} = n, keeping ratios (n0 unchanged)."""
+    base = widths[layer - 1] if layer > 1 else None
+    if base is None:
+        return list(widths)
+    return [widths[0]] + [max(2, int(round(w * n / base))) for w in widths[1:]]
+
+
+def width_sweep(config: Mapping[str, Any], ns: Sequence[int], *, samples: int | None = None,
+                seed: int = 0, progress: bool = False, **options) -> dict[str, Sweep]:
+    """Sample the config's tensors at each expansion width in ``ns`` (ratios fixed)."""
+    from feyntk.api import sample
+
+    req = parse_request(config)
+    per_width = []
+    for k, n in enumerate(ns):
+        cfg = {**dict(config), "widths": scaled_widths(req.network.widths, req.layer, n),
+               "seed": seed + 1000 * k}
+        if samples is not None:
+            cfg["samples"] = samples
+        per_width.append(sample(cfg, progress=progress, **options))
+    out = {}
+    for name in req.tensors:
+        vals = np.stack([np.asarray(r["tensors"][name]["value"]) for r in per_width])
+        ses = np.stack([np.asarray(r["tensors"][name]["se"]) for r in per_width])
+        ns_eff = np.array([r["n"] for r in per_width], dtype=float)
+        out[name] = Sweep(name, ns_eff, vals, ses)
+    return out
+
+
+def extrapolate(sweep: Sweep) -> Fit:
+    """Fit ``value = T + c/n`` per entry (weights 1/se²); needs at least two widths."""
+    x = 1.0 / sweep.ns
+    w = 1.0 / np.maximum(sweep.ses, 1e-300) ** 2  # (W, ...)
+    shape = sweep.values.shape[1:]
+    xb = x.reshape((-1,) + (1,) * len(shape))
+    S, Sx, Sxx = w.sum(0), (w * xb).sum(0), (w * xb**2).sum(0)
+    Sy, Sxy = (w * sweep.values).sum(0), (w * xb * sweep.values).sum(0)
+    det = S * Sxx - Sx**2
+    T = (Sxx * Sy - Sx * Sxy) / det
+    c = (S * Sxy - Sx * Sy) / det
+    resid = sweep.values - (T + c * xb)
+    dof = max(len(x) - 2, 1)
+    chi2 = (w * resid**2).sum(0) / dof
+    return Fit(T, np.sqrt(Sxx / det), c, np.sqrt(S / det), chi2)
+
+
+def agreement(prediction: np.ndarray, fit: Fit, *, slope_prediction=None) -> dict[str, Any]:
+    """z-scores of the extrapolated intercept (and slope) against the prediction."""
+    z = (fit.intercept - prediction) / fit.intercept_se
+    out = {"z": z, "max_abs_z": float(np.max(np.abs(z)))}
+    if slope_prediction is not None:
+        zs = (fit.slope - slope_prediction) / fit.slope_se
+        out.update(z_slope=zs, max_abs_z_slope=float(np.max(np.abs(zs))))
+    return out
+
+
+def residuals(sweep: Sweep, tensor: np.ndarray, leading: np.ndarray | None = None):
+    """``MC − (leading + tensor/n)`` in units of the statistic itself, and its se.
+
+    For a 1/n tensor (``leading`` None) the sampler's value is ``n·cumulant``, so the residual is
+    ``value/n − tensor/n``; for K/Θ pass the infinite-width kernel as ``leading`` and K¹/Θ¹ as
+    ``tensor``. The residual should fall like 1/n².
+    """
+    nb = sweep.ns.reshape((-1,) + (1,) * (sweep.values.ndim - 1))
+    if leading is None:
+        return (sweep.values - tensor) / nb, sweep.ses / nb
+    return sweep.values - (leading + tensor / nb), sweep.ses
+
+
+def plot_sweep(sweep: Sweep, prediction: np.ndarray, index: tuple, ax=None, fit: Fit | None = None):
+    """Monte Carlo estimates with error bars against 1/n, the fit and the predicted intercept."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.2))
+    x = 1.0 / sweep.ns
+    ax.errorbar(x, sweep.values[(slice(None),) + index], yerr=sweep.ses[(slice(None),) + index],
+                fmt="o", capsize=3, label="Monte Carlo ± se")
+    ax.axhline(prediction[index], color="tab:red", ls="--", label="prediction (n → ∞)")
+    if fit is not None:
+        xs = np.linspace(0, x.max() * 1.05, 50)
+        ax.plot(xs, fit.intercept[index] + fit.slope[index] * xs, color="0.4", lw=1,
+                label="fit T + c/n")
+        ax.errorbar([0], [fit.intercept[index]], yerr=[fit.intercept_se[index]], fmt="s",
+                    color="0.2", capsize=3)
+    ax.set_xlabel("1/n")
+    ax.set_ylabel(f"{sweep.name}{list(index)}")
+    ax.legend(fontsize=7)
+    return ax
