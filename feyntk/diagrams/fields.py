@@ -110,7 +110,89 @@ def layer_map(kind: str, s: tuple[str, ...]) -> tuple[MapTerm, ...]:
                     factors=(Sig(1, "j", a0), Sig(1, "k1", a1), Sig(1, "k2", a2),
                              Low("dH", ("j", "k1", "k2"), (a0, a1, a2))), name="chain.dH"),
         )
-    raise NotImplementedError(f"no layer map for field {kind!r} yet")
+    if kind == "ddI":
+        return _ddI_map(s)
+    if kind == "ddII":
+        return _ddII_map(s)
+    raise NotImplementedError(f"no layer map for field {kind!r}")
+
+
+def _ddI_map(s: tuple[str, ...]) -> tuple[MapTerm, ...]:
+    """ddÎ^{(ℓ+1)}_{i0i1i2i3;α0α1α2α3}: ∂³z_{i0} along the NTK directions of z_{i1}, z_{i2}, z_{i3}."""
+    a0, a1, a2, a3 = s
+    W4 = ((0, "j"), (1, "k1"), (2, "k2"), (3, "k3"))
+    legs = (Sig(1, "k1", a1), Sig(1, "k2", a2), Sig(1, "k3", a3))
+    H = {m: Low("H", ("j", f"k{m}"), (a0, s[m])) for m in (1, 2, 3)}
+
+    def dH(p, q):
+        return Low("dH", ("j", f"k{p}", f"k{q}"), (a0, s[p], s[q]))
+
+    terms = [
+        MapTerm(sp.Integer(1), weights=W4, factors=(Sig(3, "j", a0), *legs, H[1], H[2], H[3]),
+                name="chain.HHH"),
+        *(MapTerm(sp.Integer(1), weights=W4,
+                  factors=(Sig(2, "j", a0), *legs, dH(p, q), H[r]), name=f"chain.dH{p}{q}.H{r}")
+          for p, q, r in ((1, 2, 3), (1, 3, 2), (2, 3, 1))),
+        MapTerm(sp.Integer(1), weights=W4,
+                factors=(Sig(1, "j", a0), *legs, Low("ddI", ("j", "k1", "k2", "k3"), s)),
+                name="chain.ddI"),
+    ]
+    for m, p, q in ((1, 2, 3), (2, 1, 3), (3, 1, 2)):  # top-layer weight along direction m
+        base = dict(deltas=((0, m),), averaged=("j",), weights=((p, f"k{p}"), (q, f"k{q}")))
+        rest = (Sig(0, "j", s[m]), Sig(1, f"k{p}", s[p]), Sig(1, f"k{q}", s[q]))
+        terms.append(MapTerm(lam_W, **base, factors=(Sig(2, "j", a0), *rest, H[p], H[q]),
+                             name=f"lambda_W.{m}.HH"))
+        terms.append(MapTerm(lam_W, **base, factors=(Sig(1, "j", a0), *rest, dH(p, q)),
+                             name=f"lambda_W.{m}.dH"))
+    return tuple(terms)
+
+
+def _ddII_map(s: tuple[str, ...]) -> tuple[MapTerm, ...]:
+    """ddÎÎ^{(ℓ+1)}_{i1i2i3i4;α1..α4} = Σ λλλ ∂_{μ1}∂_{μ2}z_{i1} ∂_{μ1}∂_{μ3}z_{i2} ∂_{μ2}z_{i3} ∂_{μ3}z_{i4}.
+
+    Internal indices: j (z_{i1}), m (z_{i2}), p (z_{i3}), q (z_{i4}); a top-layer weight can
+    carry μ1 (δ_{i1i2}), μ2 (δ_{i1i3}), μ3 (δ_{i2i4}) or μ2 and μ3 together.
+    """
+    a1, a2, a3, a4 = s
+    W4 = ((0, "j"), (1, "m"), (2, "p"), (3, "q"))
+    pq = (Sig(1, "p", a3), Sig(1, "q", a4))
+    Hjp, Hmq, Hjm = (Low("H", ("j", "p"), (a1, a3)), Low("H", ("m", "q"), (a2, a4)),
+                     Low("H", ("j", "m"), (a1, a2)))
+    dH_m = Low("dH", ("m", "j", "q"), (a2, a1, a4))  # Σ ∂μ1∂μ3 z_m ∂μ1 z_j ∂μ3 z_q
+    dH_j = Low("dH", ("j", "m", "p"), (a1, a2, a3))  # Σ ∂μ1∂μ2 z_j ∂μ1 z_m ∂μ2 z_p
+    one = sp.Integer(1)
+    return (
+        MapTerm(one, weights=W4, factors=(Sig(2, "j", a1), Sig(2, "m", a2), *pq, Hjp, Hmq, Hjm),
+                name="chain.HHH"),
+        MapTerm(one, weights=W4, factors=(Sig(2, "j", a1), Sig(1, "m", a2), *pq, Hjp, dH_m),
+                name="chain.H.dH"),
+        MapTerm(one, weights=W4, factors=(Sig(1, "j", a1), Sig(2, "m", a2), *pq, Hmq, dH_j),
+                name="chain.dH.H"),
+        MapTerm(one, weights=W4, factors=(Sig(1, "j", a1), Sig(1, "m", a2), *pq,
+                                          Low("ddII", ("j", "m", "p", "q"), s)), name="chain.ddII"),
+        # μ1 on a top-layer weight: δ_{i1i2}, j = m
+        MapTerm(lam_W, deltas=((0, 1),), averaged=("j",), weights=((2, "p"), (3, "q")),
+                factors=(Sig(1, "j", a1), Sig(1, "j", a2), *pq, Low("H", ("j", "p"), (a1, a3)),
+                         Low("H", ("j", "q"), (a2, a4))), name="lambda_W.mu1"),
+        # μ2 and μ3 on top-layer weights: δ_{i1i3} δ_{i2i4}
+        MapTerm(lam_W**2, deltas=((0, 2), (1, 3)), averaged=("j", "m"),
+                factors=(Sig(1, "j", a1), Sig(0, "j", a3), Sig(1, "m", a2), Sig(0, "m", a4), Hjm),
+                name="lambda_W2.mu2mu3"),
+        # μ2 on a top-layer weight: δ_{i1i3}, p = j
+        MapTerm(lam_W, deltas=((0, 2),), averaged=("j",), weights=((1, "m"), (3, "q")),
+                factors=(Sig(1, "j", a1), Sig(0, "j", a3), Sig(2, "m", a2), Sig(1, "q", a4),
+                         Hmq, Hjm), name="lambda_W.mu2.HH"),
+        MapTerm(lam_W, deltas=((0, 2),), averaged=("j",), weights=((1, "m"), (3, "q")),
+                factors=(Sig(1, "j", a1), Sig(0, "j", a3), Sig(1, "m", a2), Sig(1, "q", a4), dH_m),
+                name="lambda_W.mu2.dH"),
+        # μ3 on a top-layer weight: δ_{i2i4}, q = m
+        MapTerm(lam_W, deltas=((1, 3),), averaged=("m",), weights=((0, "j"), (2, "p")),
+                factors=(Sig(1, "m", a2), Sig(0, "m", a4), Sig(2, "j", a1), Sig(1, "p", a3),
+                         Hjp, Hjm), name="lambda_W.mu3.HH"),
+        MapTerm(lam_W, deltas=((1, 3),), averaged=("m",), weights=((0, "j"), (2, "p")),
+                factors=(Sig(1, "m", a2), Sig(0, "m", a4), Sig(1, "j", a1), Sig(1, "p", a3), dH_j),
+                name="lambda_W.mu3.dH"),
+    )
 
 
 @dataclass(frozen=True)
@@ -157,5 +239,13 @@ CORRELATORS: dict[str, Correlator] = {
                     ("a0", "a1", "a2", "a3")),
     "Q": Correlator((External("dH", ("i", "i", "k"), ("a0", "a1", "a2")), _z("k", "a3")), 1,
                     ("a0", "a1", "a2", "a3")),
+    "R": Correlator((External("ddI", ("i", "i", "k", "k"), ("a0", "a1", "a2", "a3")),), 1,
+                    ("a0", "a1", "a2", "a3")),
+    "S": Correlator((External("ddII", ("i", "i", "k", "k"), ("a1", "a2", "a3", "a4")),), 1,
+                    ("a1", "a2", "a3", "a4")),
+    "T": Correlator((External("ddII", ("i", "k", "i", "k"), ("a1", "a2", "a3", "a4")),), 1,
+                    ("a1", "a2", "a3", "a4")),
+    "U": Correlator((External("ddII", ("i", "k", "k", "i"), ("a1", "a2", "a3", "a4")),), 1,
+                    ("a1", "a2", "a3", "a4")),
 }
 """Defining correlators (MATH.md §3) of the statistics the engine derives."""

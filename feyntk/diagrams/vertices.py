@@ -65,6 +65,20 @@ INSERTIONS: tuple[Insertion, ...] = (
                   ("dH0.s0", "dH0.s1", "dH0.s2", "g0")),
         DeltaTerm((("dH0.0", "dH0.2"), ("dH0.1", "z0")), "Q",
                   ("dH0.s0", "dH0.s2", "dH0.s1", "g0")))),
+    Insertion("R", ("ddI",), (
+        DeltaTerm((("ddI0.0", "ddI0.1"), ("ddI0.2", "ddI0.3")), "R",
+                  ("ddI0.s0", "ddI0.s1", "ddI0.s2", "ddI0.s3")),
+        DeltaTerm((("ddI0.0", "ddI0.2"), ("ddI0.3", "ddI0.1")), "R",
+                  ("ddI0.s0", "ddI0.s2", "ddI0.s3", "ddI0.s1")),
+        DeltaTerm((("ddI0.0", "ddI0.3"), ("ddI0.1", "ddI0.2")), "R",
+                  ("ddI0.s0", "ddI0.s3", "ddI0.s1", "ddI0.s2")))),
+    Insertion("STU", ("ddII",), (
+        DeltaTerm((("ddII0.0", "ddII0.1"), ("ddII0.2", "ddII0.3")), "S",
+                  ("ddII0.s0", "ddII0.s1", "ddII0.s2", "ddII0.s3")),
+        DeltaTerm((("ddII0.0", "ddII0.2"), ("ddII0.1", "ddII0.3")), "T",
+                  ("ddII0.s0", "ddII0.s1", "ddII0.s2", "ddII0.s3")),
+        DeltaTerm((("ddII0.0", "ddII0.3"), ("ddII0.1", "ddII0.2")), "U",
+                  ("ddII0.s0", "ddII0.s1", "ddII0.s2", "ddII0.s3")))),
 )
 """Every order-1/n vertex of layer ℓ. Adding a statistic adds one entry here."""
 

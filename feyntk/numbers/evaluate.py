@@ -31,6 +31,7 @@ from feyntk.errors import ActivationError, DegenerateKernelError, MemoryBudgetEr
 from feyntk.numbers.gaussian import check_kinks_at_zero_variance, expect
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
+from feyntk.spec.statistic import TENSOR_NAMES
 
 FORMS = ("derivative", "inverse-metric")
 RTOL_BLOB = 1e-12
@@ -50,8 +51,7 @@ def dependencies(names) -> tuple[str, ...]:
         if name == "Theta":
             needs.add("Theta")
         todo += [t for t in needs if t not in seen]
-    order = ("K", "Theta", "K1", "V", "Theta1", "A", "B", "D", "F", "P", "Q")
-    return tuple(n for n in order if n in seen)
+    return tuple(n for n in TENSOR_NAMES if n in seen)
 
 
 @dataclass
