@@ -22,7 +22,8 @@ def _symmetrise(name, T):
     """Impose the index symmetries the definitions of MATH.md §3 imply."""
     perms = {"V": [(1, 0, 2, 3), (0, 1, 3, 2), (2, 3, 0, 1)], "A": [(1, 0, 2, 3), (2, 3, 0, 1)],
              "B": [(1, 0, 3, 2), (2, 3, 0, 1)], "D": [(1, 0, 2, 3), (0, 1, 3, 2)],
-             "F": [(2, 3, 0, 1)], "P": [(0, 2, 1, 3)], "Q": []}[name]
+             "F": [(2, 3, 0, 1)], "P": [(0, 2, 1, 3)], "Q": [], "R": [(0, 1, 3, 2)],
+             "S": [(1, 0, 3, 2)], "T": [(1, 0, 3, 2)], "U": [(1, 0, 3, 2)]}[name]
     group = {tuple(range(4))}
     while True:
         new = {tuple(g[i] for i in p) for g in group for p in perms} | group
@@ -42,7 +43,7 @@ def _random_state(N, seed=0, symmetric=True):
     for name in ("K1", "Theta1"):
         M = rng.normal(size=(N, N))
         state[name] = M + M.T
-    for name in ("V", "A", "B", "D", "F", "P", "Q"):
+    for name in ("V", "A", "B", "D", "F", "P", "Q", "R", "S", "T", "U"):
         T = rng.normal(size=(N,) * 4)
         state[name] = _symmetrise(name, T) if symmetric else T
     return state
