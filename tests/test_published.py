@@ -1,7 +1,7 @@
 """The engine's recursions against the published ones, typed in here as oracles.
 
-Sources: PDLT ch. 4 (K¹, V) and ch. 8 (A, B, D, F); arXiv 2508.11522 App. E (D, F, A, B, P, Q)
-and eq. 78 (Θ¹). The paper uses λ_W = 1, λ_b = 0, C_b = 0 and puts preactivation samples first
+Sources: PDLT ch. 4 (K¹, V) and ch. 8 (A, B, D, F); arXiv 2508.11522 App. E (D, F, A, B, P, Q,
+R, S, T, U) and eq. 78 (Θ¹). The paper uses λ_W = 1, λ_b = 0, C_b = 0 and puts preactivation samples first
 in D and F (REFERENCES.md): D^{MATH}_{abcd} = D^{paper}_{cdab}, F^{MATH}_{abcd} = F^{paper}_{badc}.
 The oracles below are written in MATH.md's order after that conversion, with the paper's
 misprints corrected where marked; ``test_published_misprint_*`` show what the printed versions
@@ -163,12 +163,71 @@ def oracle(name, st, o: Oracle):
                 for l1, l3 in itertools.product(rng, repeat=2))
             v += r * cw**2 * E([s(a0, 1), s(a1, 1)]) * sum(
                 E([s(a2, 1), s(a3)], (b,)) * st["Q"][a0, a1, a2, b] for b in rng)
+        elif name in ("R", "R_printed"):  # eqs. 61-63; terms 4-6 printed with σ_1 for σ'_1
+            a0, a1, a2, a3 = idx
+            k1 = 0 if name == "R_printed" else 1
+            v = cw * Th[a0, a2] * Th[a0, a3] * E([s(a0, 2), s(a1), s(a2, 1), s(a3, 1)])
+            v += r * cw * E([s(a0, 2), s(a1)]) * E([s(a2, 1), s(a3, 1)]) * st["B"][a0, a0, a2, a3]
+            v += r * cw * E([s(a2, 1), s(a3, 1)]) * sum(
+                E([s(a0, 1), s(a1)], (l1,)) * st["P"][a0, a2, a3, l1] for l1 in rng)
+            v += cw**2 * Th[a0, a1] * Th[a0, a2] * Th[a0, a3] * E(
+                [s(a0, 3), s(a1, k1), s(a2, 1), s(a3, 1)])
+            v += r * cw**2 * Th[a0, a1] * E([s(a0, 3), s(a1, k1)]) * E(
+                [s(a2, 1), s(a3, 1)]) * st["B"][a0, a0, a2, a3]
+            v += r * cw**2 * Th[a0, a1] * E([s(a2, 1), s(a3, 1)]) * sum(
+                E([s(a0, 2), s(a1, k1)], (l1,)) * st["P"][a0, a2, a3, l1] for l1 in rng)
+            v += r * cw**2 * E([s(a0, 1), s(a1, 1)]) * E([s(a2, 1), s(a3, 1)]) * st["R"][idx]
+        elif name == "S":  # eqs. 64-66; term 3 is a one-blob term (1/n_l, not 1/n_{l-1})
+            a1, a2, a3, a4 = idx
+            v = cw * E([s(a1, 1), s(a2, 1), s(a3, 1), s(a4, 1)]) * Th[a1, a3] * Th[a2, a4]
+            v += r * cw * E([s(a1, 1), s(a2, 1)]) * E([s(a3, 1), s(a4, 1)]) * st["B"][idx]
+            v += cw**2 * Th[a1, a2] * Th[a1, a3] * Th[a2, a4] * E(
+                [s(a1, 2), s(a2, 2), s(a3, 1), s(a4, 1)])
+            v += r * cw**2 * Th[a1, a2] * E([s(a1, 2), s(a2, 2)]) * E(
+                [s(a3, 1), s(a4, 1)]) * st["B"][idx]
+            v += r * cw**2 * E([s(a1, 1), s(a2, 1)]) * E([s(a3, 1), s(a4, 1)]) * st["S"][idx]
+        elif name == "T":  # eqs. 67-68 (13 terms), paper T_{1324} = MATH T[1,2,3,4]
+            a1, a2, a3, a4 = idx
+
+            def F(p_, q_, r_, s_):  # the paper's F_{pqrs}: z p with NTK q, z r with NTK s
+                return st["F"][q_, p_, s_, r_]
+
+            Q = st["Q"]
+            d2 = list(itertools.product(rng, repeat=2))
+            v = E([s(a1, 1), s(a3), s(a2, 1), s(a4)]) * Th[a1, a2]
+            v += r * sum(E([s(a1, 1), s(a3)], (l3,)) * E([s(a2, 1), s(a4)], (l4,))
+                         * F(l3, a1, l4, a2) for l3, l4 in d2)
+            v += cw * Th[a1, a2] * Th[a2, a4] * E([s(a1, 1), s(a3), s(a2, 2), s(a4, 1)])
+            v += r * cw * Th[a2, a4] * sum(E([s(a1, 1), s(a3)], (l3,)) * E(
+                [s(a2, 2), s(a4, 1)], (l4,)) * F(l3, a1, l4, a2) for l3, l4 in d2)
+            v += r * cw * E([s(a2, 1), s(a4, 1)]) * sum(
+                E([s(a1, 1), s(a3)], (l3,)) * Q[a2, a4, a1, l3] for l3 in rng)
+            v += cw * Th[a1, a2] * Th[a1, a3] * E([s(a1, 2), s(a3, 1), s(a2, 1), s(a4)])
+            v += r * cw * Th[a1, a3] * sum(E([s(a1, 2), s(a3, 1)], (l3,)) * E(
+                [s(a2, 1), s(a4)], (l4,)) * F(l4, a2, l3, a1) for l3, l4 in d2)
+            v += r * cw * E([s(a1, 1), s(a3, 1)]) * sum(
+                E([s(a2, 1), s(a4)], (l4,)) * Q[a1, a3, a2, l4] for l4 in rng)
+            v += cw**2 * Th[a1, a3] * Th[a2, a4] * Th[a1, a2] * E(
+                [s(a1, 2), s(a3, 1), s(a2, 2), s(a4, 1)])
+            v += r * cw**2 * Th[a1, a3] * Th[a2, a4] * sum(
+                E([s(a1, 2), s(a3, 1)], (l3,)) * E([s(a2, 2), s(a4, 1)], (l4,))
+                * F(l3, a1, l4, a2) for l3, l4 in d2)
+            v += r * cw**2 * Th[a1, a3] * E([s(a2, 1), s(a4, 1)]) * sum(
+                E([s(a1, 2), s(a3, 1)], (l3,)) * Q[a2, a4, a1, l3] for l3 in rng)
+            v += r * cw**2 * Th[a2, a4] * E([s(a1, 1), s(a3, 1)]) * sum(
+                E([s(a2, 2), s(a4, 1)], (l4,)) * Q[a1, a3, a2, l4] for l4 in rng)
+            v += r * cw**2 * E([s(a1, 1), s(a3, 1)]) * E([s(a2, 1), s(a4, 1)]) * st["T"][idx]
+        elif name == "U":  # eqs. 69-70, paper U_{1423} = MATH U[1,2,3,4]
+            a1, a2, a3, a4 = idx
+            v = cw**2 * Th[a1, a2] * Th[a2, a4] * Th[a1, a3] * E(
+                [s(a1, 2), s(a4, 1), s(a2, 2), s(a3, 1)])
+            v += r * cw**2 * E([s(a1, 1), s(a4, 1)]) * E([s(a2, 1), s(a3, 1)]) * st["U"][idx]
         out[idx] = v
     return out
 
 
 FAST = ["V", "K1", "B", "F", "Theta1"]
-SLOW3 = ["D", "A", "P", "Q"]
+SLOW3 = ["D", "A", "P", "Q", "R", "S", "T", "U"]
 
 
 @pytest.mark.parametrize("name, n", [(x, 3) for x in FAST] + [(x, 2) for x in SLOW3] + [
@@ -185,10 +244,18 @@ def test_published_misprint_P_printed_form_disagrees():
     """The printed P has ⟨σ''_0 σ_0⟩ in its B-link; the engine (and the corrected oracle)
     has ⟨σ''_0 σ_3⟩. They differ whenever α0 ≠ α3; real networks decide in
     ``test_validation_mc.py::test_P_misprint_decided_by_monte_carlo``."""
-    st = _state()
+    st = _state(n=2)
     o = Oracle(get_activation("tanh"), st["K"])
     printed, fixed = oracle("P_printed", st, o), oracle("P", st, o)
     assert np.abs(printed - fixed).max() > 1e-3
-    diag = [i for i in itertools.product(range(N), repeat=4) if i[0] == i[3]]
+    diag = [i for i in itertools.product(range(2), repeat=4) if i[0] == i[3]]
     for i in diag:
         assert printed[i] == pytest.approx(fixed[i], rel=1e-12)
+
+
+def test_published_misprint_R_printed_form_disagrees():
+    """R's C_W² terms are printed with σ_1 where the ddI map gives σ'_1 (the paper's own diagrams
+    label that vertex σ‴_j σ'_j); real networks decide in test_validation_mc."""
+    st = _state(n=2)
+    o = Oracle(get_activation("tanh"), st["K"])
+    assert np.abs(oracle("R_printed", st, o) - oracle("R", st, o)).max() > 1e-2

@@ -55,10 +55,10 @@ def test_tanh_default():
 
 
 def test_deep_linear_dntk_default():
-    """σ'' = 0: P = 0 exactly; Q as the engine predicts (deep linear, single input)."""
+    """σ'' = 0: P = R = U = 0; Q, S, T as the engine predicts (deep linear, single input)."""
     cfg = {"widths": [2, 10, 10, 10], "activation": "linear", "inputs": [[0.9, 0.4]],
            "layer": 3, "seed": 5}
-    _check(cfg, [8, 16], 3000, ["P", "Q", "F", "D"])
+    _check(cfg, [8, 16], 3000, ["P", "Q", "F", "D", "R", "S", "T", "U"])
 
 
 @pytest.mark.slow
@@ -73,7 +73,7 @@ def test_all_tensors_slow(act, extra, depth):
            "lambda_b": [0.2, 0.1, 0.0, 0.3][:depth],
            "inputs": [[1.0, 0.3], [-0.4, 0.9], [0.5, -0.7]][: 3 if depth < 4 else 2],
            "layer": depth, "seed": 100 + depth, **extra}
-    names = ["K", "Theta", "V", "A", "B", "D", "F"] + (["P", "Q"] if act != "relu" else [])
+    names = ["K", "Theta", "V", "A", "B", "D", "F"]
     _check(cfg, [16, 32, 64], 6000, names, slope_of={"K": "K1", "Theta": "Theta1"})
 
 
@@ -89,3 +89,43 @@ def test_residual_falls_like_one_over_n_squared():
         # n² · residual stays bounded while n grows eightfold (1/n would grow it 8x)
         scaled = r * np.array(ns) ** 2
         assert scaled[-1] < 4 * max(scaled[0], 4 * se[0, 0, 0, 0, 0] * ns[0] ** 2), scaled
+
+
+def test_ddntk_tanh_default():
+    """R, S, T, U (never checked against Monte Carlo in the paper) at reduced size."""
+    _check(TANH, [10, 20, 40], 2000, ["R", "S", "T", "U"])
+
+
+PAPER_CFG = {"widths": [2, 20, 32, 24], "activation": "tanh", "C_b": 0.0, "lambda_W": 1.0,
+             "lambda_b": 0.0, "inputs": [[1.0, 0.3], [-0.4, 0.9]], "layer": 3, "seed": 21}
+
+
+@pytest.mark.parametrize("name", ["P", "R"])
+def test_published_misprint_decided_by_monte_carlo(name):
+    """arXiv 2508.11522 prints P with ⟨σ''_0 σ_0⟩ (engine: ⟨σ''_0 σ_3⟩) and R's C_W² terms with
+    σ_1 (engine: σ'_1). Real networks support the engine and reject the printed forms."""
+    import test_published as TP
+    from feyntk.numbers.evaluate import dependencies, evaluate
+
+    cfg = {**PAPER_CFG, "C_W": [1.2, 1.5, TP.CW], "tensors": [name]}  # n_2/n_1 = 1.6 = TP.R_
+    req = feyntk.parse_request(cfg)
+    lower = evaluate(req.network, req.inputs, dependencies([name]), layer=2)
+    o = TP.Oracle(req.network.activation, lower["K"])
+    printed = TP.oracle(name + "_printed", lower, o)
+    pred = np.asarray(feyntk.predict(cfg)["tensors"][name]["value"])
+    np.testing.assert_allclose(pred, TP.oracle(name, lower, o), rtol=1e-9, atol=1e-12)
+    fit = extrapolate(width_sweep(cfg, [16, 32], samples=2000)[name])
+    assert np.abs(agreement(pred, fit)["z"]).max() < Z_MAX
+    assert np.abs(agreement(printed, fit)["z"]).max() > 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("act", ["tanh", "gelu"])
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_ddntk_slow(act, depth):
+    widths = [2, 24, 36, 30, 24][: depth + 1]
+    cfg = {"widths": widths, "activation": act, "C_W": [1.3, 1.5, 1.2, 1.4][:depth],
+           "C_b": [0.1, 0.0, 0.2, 0.1][:depth], "lambda_W": [1.0, 0.6, 1.4, 1.0][:depth],
+           "lambda_b": [0.2, 0.1, 0.0, 0.3][:depth], "inputs": [[1.0, 0.3], [-0.4, 0.9]],
+           "layer": depth, "seed": 300 + depth}
+    _check(cfg, [16, 32, 64], 6000, ["P", "Q", "R", "S", "T", "U"])
