@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from feyntk.diagrams.fields import CORRELATORS
-from feyntk.errors import NotAvailableError
+from feyntk.errors import NotAvailableError, SpecError
 from feyntk.numbers.evaluate import evaluate
 from feyntk.spec.config import Request, parse_request
 
@@ -67,6 +67,35 @@ def sample(config: Mapping[str, Any] | Request, *, samples: int | None = None,
     out = estimate(req, neurons=neurons, progress=progress, max_memory_bytes=max_memory_bytes)
     out.setdefault("seed", req.seed)
     return out
+
+
+TRAINING_KEYS = ("train_inputs", "targets", "eta")
+
+
+def predict_ntk_step(config: Mapping[str, Any], *, form: str = "auto") -> dict[str, Any]:
+    """Predicted ensemble-mean NTK change after one full-batch GD step on the MSE loss.
+
+    ``config`` is a predict config (its ``inputs`` are the points where the NTK is watched, its
+    ``layer`` must be L) plus ``train_inputs`` (N_t lists of n0 numbers), ``targets`` (N_t lists
+    of n_L numbers) and optionally ``eta`` (a number or list). Returns ``{"n", "first",
+    "second", "change": {eta: array}}`` with arrays [i1, i2, δ1, δ2] such that
+    E[ΔĤ] = η·first + η²·second (PDLT ch. 11; see :mod:`feyntk.numbers.training`).
+    """
+    from feyntk.numbers.training import predict_ntk_step as _predict
+
+    cfg = dict(config)
+    missing = [k for k in ("train_inputs", "targets") if k not in cfg]
+    if missing:
+        raise SpecError(f"a training-step config needs {missing} besides the predict keys")
+    extra = {k: cfg.pop(k) for k in TRAINING_KEYS if k in cfg}
+    req = parse_request(cfg)
+    if req.layer != req.network.L:
+        raise SpecError("the training step acts on the network output: layer must be L")
+    step = _predict(req.network, req.inputs, extra["train_inputs"], extra["targets"], form=form)
+    etas = extra.get("eta", [])
+    etas = [etas] if isinstance(etas, (int, float)) else list(etas)
+    return {"n": step.n, "first": step.first, "second": step.second,
+            "change": {str(e): step.change(float(e)) for e in etas}}
 
 
 def to_jsonable(result: Mapping[str, Any]) -> dict[str, Any]:

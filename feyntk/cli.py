@@ -37,7 +37,8 @@ Example (run `feyntk example` to print the shipped default config):
    "lambda_W": 1.0, "lambda_b": 0.1, "inputs": [[1.0, 0.3], [-0.4, 0.9]],
    "layer": 3, "tensors": ["K", "Theta"], "samples": 2000, "seed": 0}}
 
-Output JSON: {{"n": n_(l-1), "layer": l, "tensors": {{NAME: {{"value": [...], "se"|"error": [...]}}}}}}
+Output JSON: {{"n": n_(l-1), "layer": l, "tensors": {{NAME: {{"value": [...], "se": [...]}}}}}}
+("se", the Monte Carlo standard error, from sample only)
 with arrays in the index order of MATH.md; order-1/n tensors are coefficients of 1/n.
 Allowed keys: {', '.join(CONFIG_KEYS)}.
 """
@@ -101,6 +102,16 @@ def _cmd_sample(args) -> int:
     res = sample(cfg, samples=args.samples, seed=args.seed, neurons=args.neurons,
                  progress=not args.quiet)
     _write(res, args.output)
+    return 0
+
+
+def _cmd_train_step(args) -> int:
+    from feyntk.api import predict_ntk_step
+
+    cfg = _load(args.config)
+    if args.eta:
+        cfg["eta"] = args.eta
+    _write(predict_ntk_step(cfg), args.output)
     return 0
 
 
@@ -194,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--samples", type=int, help="number of networks (overrides CONFIG)")
     sp.add_argument("--seed", type=int, help="random seed (overrides CONFIG)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    sp = add("train-step", "Predict the mean NTK change after one gradient-descent step on "
+             "the MSE loss (CONFIG adds train_inputs, targets, eta).", _cmd_train_step)
+    sp.add_argument("config", metavar="CONFIG.json",
+                    help="predict keys (inputs = where the NTK is watched) + train_inputs, targets")
+    sp.add_argument("--eta", type=float, nargs="*", help="learning rates to report the change at")
+    sp.add_argument("-o", "--output", metavar="OUT.json", help="write JSON here (default stdout)")
 
     add("example", "Print the shipped default config.", _cmd_example)
     return p
