@@ -153,28 +153,56 @@ def test_latex_golden_and_text():
 
 
 # -- bad input ------------------------------------------------------------------------------
-def test_kinked_activation_needs_inverse_metric_form():
+@pytest.mark.parametrize("act", ["relu", {"name": "leaky_relu", "slope": 0.2}])
+def test_kinked_activation_both_forms_agree(act):
+    """σ'' = δ: the derivative form integrates the deltas (lower-dimensional Gaussian
+    integrals), the inverse-metric form needs none; on distinct inputs they agree."""
+    net = Network.create([2, 5, 6, 5], act, C_W=1.8, C_b=0.1, lambda_b=0.2)
+    x = [[1.0, 0.2], [-0.3, 0.8]]
+    names = ["K1", "V", "Theta1", "A", "B", "D", "F", "P", "Q"]
+    a = evaluate(net, x, names, form="derivative")
+    b = evaluate(net, x, names, form="inverse-metric")
+    for n in names:
+        np.testing.assert_allclose(a[n], b[n], rtol=1e-9, atol=1e-11)
+
+
+def test_relu_is_the_limit_of_sharp_softplus():
+    """softplus_β(z) = log(1 + e^{βz})/β → relu as β → ∞; every tensor converges to the relu
+    prediction (K, K¹, V like 1/β², the others like 1/β)."""
+    x = [[1.0, 0.2], [-0.3, 0.8]]
+    names = ["K", "Theta", "K1", "V", "Theta1", "A", "B", "D", "F", "P", "Q"]
+    hp = dict(C_W=1.8, C_b=0.1, lambda_b=0.2)
+    relu = evaluate(Network.create([2, 8, 8, 8], "relu", **hp), x, names)
+    gaps = []
+    for beta in (4, 8, 32):
+        sp_ = evaluate(Network.create([2, 8, 8, 8], {"name": "softplus", "beta": beta}, **hp), x,
+                       names, form="inverse-metric")
+        gaps.append([np.abs(sp_[n] - relu[n]).max() / np.abs(relu[n]).max() for n in names])
+    gaps = np.array(gaps)
+    assert np.all(gaps[2] < 0.5 * gaps[1]) and np.all(gaps[1] < gaps[0]), gaps
+    assert np.all(gaps[2] < 0.25), gaps
+
+
+def test_ill_defined_kinked_entries_are_named():
+    """R needs ⟨σ‴σ'⟩ at one sample on its diagonal: δ'·H is not defined (it diverges for
+    softplus_β), so the entry is refused with its index, not returned as a number."""
     net = Network.create([2, 5, 5, 5], "relu", C_W=2.0)
-    x = [[1.0, 0.0], [0.3, 0.9]]
-    with pytest.raises(ActivationError, match="inverse-metric"):
-        evaluate(net, x, ["V"], form="derivative")
-    evaluate(net, x, ["V"])  # auto picks the inverse-metric form
-
-
-def test_activation_too_kinked_for_any_form():
-    net = Network.create([2, 5, 5, 5], "Heaviside(z)", C_W=2.0)  # σ' = δ already
-    with pytest.raises(ActivationError, match="ordinary function"):
-        evaluate(net, [[1.0, 0.0]], ["Theta1"])
+    with pytest.raises(ActivationError, match=r"R\[0, 0, 0, 0\] is not defined for 'relu'"):
+        evaluate(net, [[1.0, 0.0]], ["R"])
+    with pytest.raises(ActivationError, match="not defined"):  # σ' = δ: δ² in ⟨σ'σ'⟩
+        evaluate(Network.create([2, 5, 5, 5], "Heaviside(z)", C_W=2.0), [[1.0, 0.0]], ["Theta1"])
 
 
 def test_duplicate_inputs_singular_K():
     net = Network.create([2, 5, 5, 5], "relu", C_W=2.0)
     x = [[1.0, 0.5], [1.0, 0.5]]
     with pytest.raises(DegenerateKernelError, match="duplicate or collinear"):
-        evaluate(net, x, ["V"])
-    # smooth activations: the derivative form needs no inverse and gives the limit
-    out = evaluate(Network.create([2, 5, 5, 5], "tanh"), x, ["V"])
-    np.testing.assert_allclose(out["V"][0, 0, 0, 0], out["V"][1, 1, 0, 1], rtol=1e-12)
+        evaluate(net, x, ["V"], form="inverse-metric")
+    # the derivative form needs no inverse and gives the limit: duplicates act as one input
+    # (relu: a kink at exactly coinciding samples turns rounding of K, 1e-16, into ~√1e-16)
+    for act, rtol in (("relu", 1e-7), ("tanh", 1e-10)):
+        out = evaluate(Network.create([2, 5, 5, 5], act, C_W=2.0), x, ["V"])
+        np.testing.assert_allclose(out["V"][0, 0, 0, 0], out["V"][1, 0, 0, 1], rtol=rtol)
 
 
 def test_predict_contract_errors():

@@ -28,6 +28,7 @@ import sympy as sp
 from feyntk.diagrams.diagram import correlator, diagrams
 from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
 from feyntk.errors import ActivationError, DegenerateKernelError, MemoryBudgetError
+from feyntk.numbers.distributions import blob_expectation
 from feyntk.numbers.gaussian import check_kinks_at_zero_variance, expect
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
@@ -63,8 +64,25 @@ class BlobCache:
     form: str
     store: dict = field(default_factory=dict)
 
+    def groups(self, sigs, legs_at=None) -> tuple:
+        """((sample, ks, j), ...) per distinct sample, j = legs differentiating that sample."""
+        legs_at = legs_at or {}
+        S = sorted({s for _, s in sigs})
+        return tuple((s, tuple(sorted(k for k, t in sigs if t == s)), legs_at.get(s, 0))
+                     for s in S)
+
+    def dist(self, groups) -> float:
+        """Blob with distributional factors (kinked activations), see numbers.distributions."""
+        key = ("d", groups)
+        if key not in self.store:
+            self.store[key] = float(blob_expectation(self.act, self.K, groups,
+                                                     labels=[f"x[{i}]" for i in range(len(self.K))]))
+        return self.store[key]
+
     def plain(self, sigs: tuple[tuple[int, int], ...]) -> float:
         """⟨Π σ^{(k)}(z_s)⟩ for (k, sample) pairs with concrete samples."""
+        if not self.act.is_smooth:
+            return self.dist(self.groups(sigs))
         key = ("p", tuple(sorted(sigs)))
         if key not in self.store:
             S = sorted({s for _, s in sigs})
@@ -78,7 +96,8 @@ class BlobCache:
                     out = out * fn(z[:, i])
                 return out
 
-            self.store[key] = float(expect(f, self.K[np.ix_(S, S)], rtol=RTOL_BLOB).value)
+            self.store[key] = float(expect(f, self.K[np.ix_(S, S)], rtol=RTOL_BLOB,
+                                           kinks=self.act.kinks).value)
         return self.store[key]
 
     def hermite(self, sigs: tuple[tuple[int, int], ...], nlegs: int):
@@ -97,6 +116,13 @@ class BlobCache:
             P = np.linalg.inv(KS)
             fns = [(S.index(s), self.act.numpy(k)) for k, s in sigs]
             d = len(S)
+            if not self.act.is_smooth:
+                def weight(z):
+                    return _hermite(np.einsum("ij,bjp->bip", P, z), P, nlegs)
+
+                val = blob_expectation(self.act, self.K, self.groups(sigs), weight)
+                self.store[key] = (S, np.asarray(val).reshape((d,) * nlegs))
+                return self.store[key]
 
             def f(z):  # z: (B, d, Pn) -> (B, d^k, Pn)
                 F = 1.0
@@ -152,7 +178,30 @@ def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float
     if means == 0.0 or coeff == 0.0:
         return 0.0
     total = 0.0
-    if cache.form == "derivative":
+    if cache.form == "derivative" and not cache.act.is_smooth:
+        # kinked σ: each leg picks a sample of its blob; the product at that sample is
+        # differentiated as one distribution (the product rule term by term is ill-defined)
+        per_blob = []
+        for blob in term.blobs:
+            sigs = tuple((k, alpha[s]) for k, s in blob.sigs)
+            S = sorted({s for _, s in sigs})
+            opts = []
+            for pick in itertools.product(S, repeat=len(blob.legs)):
+                counts = {s: pick.count(s) for s in set(pick)}
+                opts.append((cache.groups(sigs, counts), dict(zip(blob.legs, pick))))
+            per_blob.append(opts)
+        for combo in itertools.product(*per_blob):
+            g, val = {}, 1.0
+            for groups, gb in combo:
+                g.update(gb)
+                val *= cache.dist(groups)
+                if val == 0.0:
+                    break
+            if val != 0.0 and term.tensor is not None:
+                name, idx = term.tensor
+                val *= state[name][tuple(g[s] if s in g else alpha[s] for s in idx)]
+            total += val
+    elif cache.form == "derivative":
         # each leg picks the σ factor of its blob it differentiates
         per_blob = []
         for blob in term.blobs:
@@ -204,6 +253,8 @@ def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float
 
 
 def _check_smoothness(act: Activation, name: str, form: str) -> None:
+    if not act.is_smooth:
+        return  # distributional derivatives are integrated; ill-defined entries raise later
     if form != "derivative":
         need = max((k for d in diagrams(name) for t in d.terms for b in t.blobs
                     for k, _ in b.sigs), default=0)
@@ -244,7 +295,14 @@ def step(name: str, state: dict, cache: BlobCache, values: dict, N: int) -> np.n
     terms = [(t, _numeric_coeff(t.coeff, values)) for d in diagrams(name) for t in d.terms]
     for idx in itertools.product(range(N), repeat=len(corr.output)):
         alpha = dict(zip(corr.output, idx))
-        out[idx] = sum(evaluate_term(t, alpha, state, cache, c) for t, c in terms)
+        try:
+            out[idx] = sum(evaluate_term(t, alpha, state, cache, c) for t, c in terms)
+        except ActivationError as exc:
+            raise ActivationError(
+                f"{name}{list(idx)} is not defined for {cache.act.name!r}: {exc} The recursion "
+                "needs this product of distributional derivatives (kinks at coinciding samples). "
+                "Use distinct inputs for these entries, or a smooth activation such as "
+                "softplus with a large beta.") from None
     return out
 
 

@@ -107,6 +107,44 @@ def _polar_apply(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
     return np.einsum("b...p,bp->b...", vals, weights)
 
 
+def _piecewise_apply(f: Callable, L: np.ndarray, m: int, kinks: tuple[float, ...],
+                     shift: np.ndarray | None) -> np.ndarray:
+    """1-d rule (rank-one covariance) split where some coordinate z_i = shift_i + L_i u crosses a
+    kink: Gauss–Legendre on finite pieces, half-range Gauss on the two tails."""
+    B, d = L.shape[0], L.shape[1]
+    Lv = L[:, :, 0]
+    sh = np.zeros((B, d)) if shift is None else np.broadcast_to(shift, (B, d))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cuts = np.concatenate([(c - sh) / Lv for c in kinks], axis=1) if kinks else np.zeros((B, 0))
+    cuts = np.where(np.isfinite(cuts) & (np.abs(cuts) < 40.0), cuts, np.nan)
+    cuts = np.sort(cuts, axis=1)  # nan last
+    k = cuts.shape[1]
+    gx, gw = np.polynomial.legendre.leggauss(m)
+    r, wr = halfrange_rule(m, 0)
+    norm = 1.0 / np.sqrt(2 * np.pi)
+    nodes, weights = [], []
+    lo = np.where(np.isnan(cuts[:, :1]), 0.0, cuts[:, :1]) if k else np.zeros((B, 1))
+    # left tail (-inf, lo]: u = lo - t
+    nodes.append(lo - r)
+    weights.append(np.broadcast_to(wr * norm, (B, len(r))) * np.exp(-0.5 * lo**2 + lo * r))
+    last = lo
+    for i in range(1, k):
+        nxt = np.where(np.isnan(cuts[:, i:i + 1]), last, cuts[:, i:i + 1])
+        half = (nxt - last) / 2
+        u = last + half * (gx + 1)
+        nodes.append(u)
+        weights.append(half * gw * norm * np.exp(-0.5 * u**2))
+        last = nxt
+    # right tail [last, inf): u = last + t
+    nodes.append(last + r)
+    weights.append(np.broadcast_to(wr * norm, (B, len(r))) * np.exp(-0.5 * last**2 - last * r))
+    U = np.concatenate(nodes, axis=1)  # (B, P)
+    Wt = np.concatenate(weights, axis=1)
+    z = L[:, :, :1] * U[:, None, :]
+    vals = np.asarray(f(z), dtype=float)
+    return np.einsum("b...p,bp->b...", vals, Wt)
+
+
 def _whiten(cov: np.ndarray) -> np.ndarray:
     """Return a (B, d, r) factor L with cov = L Lᵀ, zero-variance directions dropped."""
     w, U = np.linalg.eigh(cov)
@@ -140,7 +178,7 @@ def _apply_rule(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
 
 def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
            atol: float = ATOL, m: int | None = None, m_max: int | None = None,
-           kinks_at_zero: bool = False) -> Estimate:
+           kinks: tuple[float, ...] = (), shift=None) -> Estimate:
     """⟨f⟩_K by adaptive Gauss–Hermite quadrature.
 
     Args:
@@ -149,9 +187,11 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
         cov: ``(d, d)`` or a batch ``(B, d, d)`` of covariances (PSD; singular allowed).
         rtol, atol: target accuracy; refinement stops when two rules agree to it.
         m: starting number of nodes per direction; doubled up to ``m_max``.
-        kinks_at_zero: f is only piecewise smooth, with pieces separated by the planes
-            z_a = 0. In two dimensions a polar rule split at those planes is then used, which
-            keeps exponential convergence.
+        kinks: points c where f may be non-smooth in any coordinate (z_a = c). For a rank-one
+            covariance the rule is split there (exponential convergence); in two dimensions a
+            polar rule split at the lines z_a = 0 is always used, exact for kinks at 0.
+        shift: f is evaluated at centred variables but its kinks sit at z = shift + L u
+            (a conditional mean); only used to place the splits.
 
     Returns:
         :class:`Estimate` with the batch shape (scalar for a single covariance).
@@ -166,6 +206,10 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     rule = _apply_rule
     if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
         rule, m, m_max = _polar_apply, m or 8, m_max or 128
+    if r == 1 and kinks:
+        sh = None if shift is None else np.asarray(shift, dtype=float).reshape(1, -1)
+        rule = lambda f_, L_, m_: _piecewise_apply(f_, L_, m_, tuple(kinks), sh)  # noqa: E731
+        m, m_max = m or 16, m_max or 128
     m_max = m_max or (M_MAX if r <= 1 else 384 if r == 2 else 128 if r == 3 else 48)
     m = min(m or (M_START if r <= 2 else 32 if r == 3 else 12), m_max)
     prev = rule(f, L, m)
@@ -276,8 +320,7 @@ def pair_table(act: Activation, K, k1: int = 0, k2: int | None = None, *,
             with np.errstate(over="ignore", under="ignore"):
                 return f1(z[:, 0]) * f2(z[:, 1])
 
-        kz = bool(act.kinks) and all(c == 0.0 for c in act.kinks)
-        est = expect(integrand, cov, rtol=rtol, kinks_at_zero=kz)
+        est = expect(integrand, cov, rtol=rtol, kinks=act.kinks)
         value, err = est.value, est.error
     V = np.empty((N, N))
     E = np.empty((N, N))

@@ -32,8 +32,29 @@ from feyntk.errors import ActivationError
 Z = sp.Symbol("z", real=True)
 """The one variable every activation expression is written in."""
 
+class Sigmoid(sp.Function):
+    """The logistic function 1/(1+e^{-x}); derivatives stay polynomials in it (stable numerics)."""
+
+    def fdiff(self, argindex=1):
+        s = Sigmoid(self.args[0])
+        return s * (1 - s)
+
+    def _latex(self, printer):
+        return rf"\operatorname{{sigmoid}}\left({printer._print(self.args[0])}\right)"
+
+
+class Softplus(sp.Function):
+    """log(1 + e^x), evaluated stably; its derivative is :class:`Sigmoid`."""
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+    def _latex(self, printer):
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+
+
 _SYMPY_LOCALS = {"z": Z, "Heaviside": sp.Heaviside, "H": sp.Heaviside, "erf": sp.erf,
-                 "sigmoid": lambda x: 1 / (1 + sp.exp(-x)), "relu": lambda x: sp.Max(0, x)}
+                 "sigmoid": Sigmoid, "softplus": Softplus, "relu": lambda x: sp.Max(0, x)}
 
 MAX_ORDER = 6
 """Highest derivative order that activations are asked for (the ddNTKs need 4)."""
@@ -79,15 +100,18 @@ class Derivative:
 
 
 def _numpy_modules():
-    return [{"erf": _sps.erf, "erfc": _sps.erfc,
+    return [{"erf": _sps.erf, "erfc": _sps.erfc, "Sigmoid": _sps.expit,
+             "Softplus": lambda x: np.logaddexp(0.0, x),
              "Heaviside": lambda x, h=0.5: np.heaviside(x, h)}, "numpy"]
 
 
 def _jax_modules():
+    import jax
     import jax.numpy as jnp
     import jax.scipy.special as jss
 
-    return [{"erf": jss.erf, "erfc": jss.erfc,
+    return [{"erf": jss.erf, "erfc": jss.erfc, "Sigmoid": jax.nn.sigmoid,
+             "Softplus": jax.nn.softplus,
              "Heaviside": lambda x, h=0.5: jnp.heaviside(x, h)}, "jax"]
 
 
@@ -166,14 +190,26 @@ def _normalise(expr: sp.Expr, order: int) -> Derivative:
         if abs(a - 1.0) > 1e-14:
             raise ActivationError(f"unexpected delta argument {delta.args[0]}")
         coeff = sp.Mul(*[f for f in factors if f is not delta])
-        for h in coeff.atoms(sp.Heaviside):
-            if abs(_split_linear_arg(h.args[0])[1] - c) < 1e-14:
+        here = [h for h in coeff.atoms(sp.Heaviside)
+                if abs(_split_linear_arg(h.args[0])[1] - c) < 1e-14]
+        if m == 0 and here:
+            # δ(z−c)·P(H(z−c)) in the limit of any smoothing family of the step:
+            # ∫ H_β' P(H_β) g → g(c) ∫_0^1 P(u) du (e.g. δ·H = δ/2, δ·H² = δ/3)
+            u = sp.Symbol("u")
+            poly = coeff.subs({h: u for h in here}).subs(Z, c)
+            val = float(sp.N(sp.integrate(poly, (u, 0, 1)), 30))
+            if val != 0.0:
+                deltas[(c, 0)] = deltas.get((c, 0), 0.0) + val
+            continue
+        for j in range(m + 1):
+            # f^{(j)}(c) from both sides: a jump of f, f', … where the delta sits is ill-defined
+            fj = sp.diff(coeff, Z, j)
+            sides = [float(sp.N(fj.subs({h: v for h in here}).subs(Z, c), 30)) for v in (0, 1)]
+            if abs(sides[0] - sides[1]) > 1e-12 * (1 + abs(sides[0])):
                 raise ActivationError(
                     f"a jump and a delta meet at z = {c} in {term}: this distribution is "
                     "ill-defined. Smooth the activation or move one of the kinks.")
-        for j in range(m + 1):
-            fj = sp.diff(coeff, Z, j).subs(Z, c)
-            val = float((-1) ** j * math.comb(m, j) * sp.N(fj, 30))
+            val = (-1) ** j * math.comb(m, j) * sides[0]
             if val != 0.0:
                 key = (c, m - j)
                 deltas[key] = deltas.get(key, 0.0) + val
@@ -192,6 +228,26 @@ def _derivative(expr: sp.Expr, k: int) -> Derivative:
             raise ActivationError("the activation itself must be a function, not contain deltas")
         return d0
     return _normalise(sp.diff(_derivative(expr, k - 1).expr(), Z), k)
+
+
+@functools.lru_cache(maxsize=1024)
+def product_derivative(expr: sp.Expr, ks: tuple[int, ...], j: int) -> Derivative:
+    """The j-th distributional derivative of ``Π_m σ^{(k_m)}(z)`` for one variable z.
+
+    The product is formed first and differentiated afterwards, so that e.g. for relu
+    ``d⁴/dz⁴ (σσ) = d⁴/dz⁴ (z² H(z)) = 2δ'(z)`` is well defined although single product-rule
+    terms such as ``σ⁗σ`` are not. Products that stay ill-defined (a delta times a jump at the
+    same point, two deltas at one point) raise :class:`ActivationError`.
+    """
+    base = sp.expand(sp.Mul(*(_derivative(expr, k).expr() for k in ks)))
+    # H^k = H as functions, but not next to a delta (δ·H² → δ/3 in the smooth limit)
+    base = sp.Add(*(t if t.has(sp.DiracDelta) else t.replace(
+        lambda e: isinstance(e, sp.Pow) and isinstance(e.base, sp.Heaviside), lambda e: e.base)
+        for t in sp.Add.make_args(base)))
+    d = _normalise(base, 0)
+    for step in range(1, j + 1):
+        d = _normalise(sp.diff(d.expr(), Z), step)
+    return Derivative(order=j, regular=d.regular, deltas=d.deltas)
 
 
 @dataclass(frozen=True)
@@ -280,6 +336,10 @@ class Activation:
                 "fewer derivatives.")
 
     # -- numeric ----------------------------------------------------------------------------
+    def blob_factor(self, ks: tuple[int, ...], j: int = 0) -> Derivative:
+        """``d^j/dz^j Π_m σ^{(k_m)}(z)`` as a distribution (see :func:`product_derivative`)."""
+        return product_derivative(self.expr, tuple(sorted(ks)), j)
+
     def numpy(self, k: int = 0) -> Callable[[np.ndarray], np.ndarray]:
         """Vectorised numpy function of the regular part of σ^{(k)}."""
         return _lambdify_cached(self.derivative(k).regular, "numpy")
@@ -320,9 +380,9 @@ _FACTORIES: Mapping[str, Callable[..., Activation]] = {
     "gelu": lambda: Activation("gelu", Z * (1 + sp.erf(Z / sp.sqrt(2))) / 2),
     "softplus": lambda beta=1.0: Activation(
         "softplus" if float(beta) == 1.0 else f"softplus(beta={float(beta):g})",
-        sp.log(1 + sp.exp(sp.Float(beta) * Z)) / sp.Float(beta) if float(beta) != 1.0
-        else sp.log(1 + sp.exp(Z)), None, (("beta", float(beta)),)),
-    "swish": lambda: Activation("swish", Z / (1 + sp.exp(-Z))),
+        Softplus(sp.Float(beta) * Z) / sp.Float(beta) if float(beta) != 1.0 else Softplus(Z),
+        None, (("beta", float(beta)),)),
+    "swish": lambda: Activation("swish", Z * Sigmoid(Z)),
     "sin": lambda: Activation("sin", sp.sin(Z)),
 }
 
