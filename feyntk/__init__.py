@@ -1,7 +1,8 @@
 """feyntk: finite-width corrections of deep neural networks from Feynman diagrams.
 
 Pipeline (one-way, as the sub-packages show): ``spec`` (network, activation, statistics
-registry, request contract) → ``numbers`` (Gaussian expectations, kernels) → ``validate``
+registry, request contract) → ``diagrams`` (expand, generate, select, weigh) → ``recursions``
+(sympy, LaTeX) → ``numbers`` (Gaussian expectations, layer-by-layer evaluation) → ``validate``
 (Monte Carlo of real networks). Conventions: ``MATH.md`` of the project (PDLT notation).
 
 Quick start::
@@ -12,13 +13,18 @@ Quick start::
     feyntk.sample({**cfg, "samples": 500})["tensors"]["K"]
 """
 
+from feyntk.api import derivable as derivable
 from feyntk.api import predict as predict
+from feyntk.api import predict_ntk_step as predict_ntk_step
 from feyntk.api import sample as sample
+from feyntk.diagrams.diagram import diagrams as diagrams
+from feyntk.diagrams.draw import draw_all as draw_all
 from feyntk.errors import FeyntkError as FeyntkError
 from feyntk.numbers.gaussian import expect as expect
 from feyntk.numbers.gaussian import pair_table as pair_table
 from feyntk.numbers.infinite import infinite_kernels as infinite_kernels
 from feyntk.numbers.infinite import kernel_layers as kernel_layers
+from feyntk.recursions.recursion import recursion as recursion
 from feyntk.spec.activation import Activation as Activation
 from feyntk.spec.activation import get_activation as get_activation
 from feyntk.spec.activation import known_activations as known_activations

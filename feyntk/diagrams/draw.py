@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
+import matplotlib.pyplot as plt
+import networkx as nx
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-
-from feyntk.diagrams.fields import Low, Sig  # noqa: E402
+from feyntk.diagrams.fields import Low, Sig
 
 _FIELD_TEX = {"z": "z", "H": r"\hat H", "dH": r"d\hat H", "ddI": r"dd\hat I", "ddII": r"dd\hat{II}"}
 _SAMPLE_TEX = {f"a{i}": rf"\alpha_{i}" for i in range(6)}
@@ -137,7 +135,9 @@ def draw_all(diagrams, path: str | None = None):
     n = len(diagrams)
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows)) if path else plt.figure(
+        figsize=(4.2 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     for d, ax in zip(diagrams, axes.ravel()):
@@ -149,9 +149,9 @@ def draw_all(diagrams, path: str | None = None):
 
 
 def to_png_bytes(diagram) -> bytes:
-    fig, ax = plt.subplots(figsize=(4.2, 3.2))
-    draw(diagram, ax)
+    """PNG of one diagram, drawn on a detached Figure (no pyplot state, any backend)."""
+    fig = Figure(figsize=(4.2, 3.2))
+    draw(diagram, fig.add_subplot())
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()

@@ -72,7 +72,14 @@ class Recursion:
 
     def __str__(self) -> str:
         rows = [str(t) for t in sp.Add.make_args(self.rhs)]
-        return f"{self.lhs} =\n    " + "\n  + ".join(rows)
+        body = rows[0] + "".join("\n  - " + r[1:] if r.startswith("-") else "\n  + " + r
+                                 for r in rows[1:])
+        return (f"{self.lhs} =\n    {body}\n"
+                "(C_W, C_b, lambda_W, lambda_b of layer l+1; r = n_l/n_(l-1); <...> Gaussian "
+                "expectations at K of layer l; d[g] = derivative by z_g; He = inverse-metric "
+                "Hermite polynomial; tensors on the right are of layer l)")
+
+    __repr__ = __str__
 
 
 def recursion(name: str, form: str = "derivative") -> Recursion:
