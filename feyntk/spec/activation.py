@@ -332,8 +332,9 @@ class Activation:
             raise ActivationError(
                 f"{what} needs the derivative σ^({k}) of {self.name!r} as an ordinary function, "
                 f"but it contains delta functions at z = {sorted({t.point for t in d.deltas})}. "
-                "Use a smooth activation (e.g. gelu, softplus, tanh) or a tensor that needs "
-                "fewer derivatives.")
+                "Use a smooth activation (e.g. gelu, tanh), or a tensor that needs fewer "
+                "derivatives; for relu use the smooth family {\"name\": \"softplus\", "
+                "\"beta\": 16}, whose beta -> infinity limit is the relu value feyntk predicts.")
 
     # -- numeric ----------------------------------------------------------------------------
     def blob_factor(self, ks: tuple[int, ...], j: int = 0) -> Derivative:
