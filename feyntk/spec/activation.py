@@ -10,6 +10,14 @@ Normalisation uses the identity
 ``f(z) δ^{(m)}(z - c) = Σ_j (-1)^j binom(m, j) f^{(j)}(c) δ^{(m-j)}(z - c)``,
 so every singular coefficient is a number.
 
+Which definition feyntk reports for kinked activations: derivatives are distributional
+(relu: σ' = step, σ'' = δ, σ‴ = δ'), and the products a recursion needs at one sample are
+formed before differentiating, with δ(z)·H(z)^m = δ(z)/(m+1), the limit of every smoothing of
+the kink, e.g. softplus_β(z) = log(1 + e^{βz})/β as β → ∞. Where that limit diverges (δ·δ, δ'·H
+at one sample) the entry is refused. Automatic differentiation of a sampled relu network sees
+σ'' = 0 almost everywhere, a different (and for the dNTK wrong) quantity; Monte Carlo checks of
+relu therefore go through softplus_β.
+
 Common mistakes:
     * ``Heaviside(0)`` is taken as 1/2; it only matters on a set of measure zero.
     * A jump and a delta at the same point (e.g. ``Heaviside(z)**2`` differentiated twice in an
