@@ -170,6 +170,31 @@ def _numeric_coeff(expr: sp.Expr, values: dict) -> float:
     return float(expr.subs(values))
 
 
+def _derivative_options(blob, alpha: dict, cache: BlobCache) -> list:
+    """Derivative form of one blob: [(value thunk, dummy -> sample), ...] to be summed.
+
+    Smooth σ: each leg differentiates one σ factor (product rule), so the dummy takes that
+    factor's sample. Kinked σ: each leg picks a sample and the product at that sample is
+    differentiated as one distribution (single product-rule terms such as σ⁗σ are ill-defined).
+    """
+    sigs = [(k, alpha[s]) for k, s in blob.sigs]
+    opts = []
+    if not cache.act.is_smooth:
+        S = sorted({s for _, s in sigs})
+        for pick in itertools.product(S, repeat=len(blob.legs)):
+            groups = cache.groups(tuple(sigs), {s: pick.count(s) for s in set(pick)})
+            opts.append((lambda gr=groups: cache.dist(gr), dict(zip(blob.legs, pick))))
+        return opts
+    for pick in itertools.product(range(len(sigs)), repeat=len(blob.legs)):
+        ks = [k for k, _ in sigs]
+        for m in pick:
+            ks[m] += 1
+        key = tuple(zip(ks, [s for _, s in sigs]))
+        opts.append((lambda key=key: cache.plain(key),
+                     {leg: sigs[m][1] for leg, m in zip(blob.legs, pick)}))
+    return opts
+
+
 def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float) -> float:
     """Σ over dummies of one diagram term at concrete external samples ``alpha``."""
     means = 1.0
@@ -178,47 +203,13 @@ def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float
     if means == 0.0 or coeff == 0.0:
         return 0.0
     total = 0.0
-    if cache.form == "derivative" and not cache.act.is_smooth:
-        # kinked σ: each leg picks a sample of its blob; the product at that sample is
-        # differentiated as one distribution (the product rule term by term is ill-defined)
-        per_blob = []
-        for blob in term.blobs:
-            sigs = tuple((k, alpha[s]) for k, s in blob.sigs)
-            S = sorted({s for _, s in sigs})
-            opts = []
-            for pick in itertools.product(S, repeat=len(blob.legs)):
-                counts = {s: pick.count(s) for s in set(pick)}
-                opts.append((cache.groups(sigs, counts), dict(zip(blob.legs, pick))))
-            per_blob.append(opts)
+    if cache.form == "derivative":
+        per_blob = [_derivative_options(blob, alpha, cache) for blob in term.blobs]
         for combo in itertools.product(*per_blob):
             g, val = {}, 1.0
-            for groups, gb in combo:
+            for value, gb in combo:
                 g.update(gb)
-                val *= cache.dist(groups)
-                if val == 0.0:
-                    break
-            if val != 0.0 and term.tensor is not None:
-                name, idx = term.tensor
-                val *= state[name][tuple(g[s] if s in g else alpha[s] for s in idx)]
-            total += val
-    elif cache.form == "derivative":
-        # each leg picks the σ factor of its blob it differentiates
-        per_blob = []
-        for blob in term.blobs:
-            sigs = [(k, alpha[s]) for k, s in blob.sigs]
-            opts = []
-            for pick in itertools.product(range(len(sigs)), repeat=len(blob.legs)):
-                ks = [k for k, _ in sigs]
-                for m in pick:
-                    ks[m] += 1
-                g = {leg: sigs[m][1] for leg, m in zip(blob.legs, pick)}
-                opts.append((tuple(zip(ks, [s for _, s in sigs])), g))
-            per_blob.append(opts)
-        for combo in itertools.product(*per_blob):
-            g, val = {}, 1.0
-            for sigs, gb in combo:
-                g.update(gb)
-                val *= cache.plain(sigs)
+                val *= value()
                 if val == 0.0:
                     break
             if val != 0.0 and term.tensor is not None:
@@ -226,7 +217,7 @@ def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float
                 val *= state[name][tuple(g[s] if s in g else alpha[s] for s in idx)]
             total += val
     else:
-        blob_vals, dummy_opts = [], []
+        blob_vals = []
         for blob in term.blobs:
             sigs = tuple((k, alpha[s]) for k, s in blob.sigs)
             if blob.legs:
