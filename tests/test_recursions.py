@@ -213,3 +213,17 @@ def test_predict_contract_errors():
     big = {"widths": [1, 4, 4], "inputs": [[float(i)] for i in range(60)], "tensors": ["A"]}
     with pytest.raises(MemoryBudgetError, match="GiB"):
         feyntk.predict(big, max_memory_bytes=10**6)
+
+
+def test_declared_index_symmetries_hold():
+    """The symmetries in the statistic registry (used to skip duplicate entries) hold exactly
+    for the engine's predictions."""
+    from feyntk.spec.statistic import REGISTRY, symmetry_group
+
+    net = Network.create([2, 5, 6, 7], "tanh", C_W=[1.2, 1.5, 1.1], C_b=0.1, lambda_b=0.2)
+    x = [[1.0, 0.2], [-0.3, 0.8]]
+    out = evaluate(net, x, list(REGISTRY))
+    for name, arr in out.items():
+        for g in symmetry_group(name):
+            np.testing.assert_allclose(np.transpose(arr, g), arr, rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{name} {g}")
