@@ -20,6 +20,7 @@ Output arrays are in MATH.md's index order; 1/n tensors at layer ℓ+1 are coeff
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +76,13 @@ class BlobCache:
         """Blob with distributional factors (kinked activations), see numbers.distributions."""
         key = ("d", groups)
         if key not in self.store:
+            if len(groups) >= 3 and not self.store.get("warned"):
+                self.store["warned"] = True
+                warnings.warn(
+                    f"{self.act.name}: a Gaussian expectation over {len(groups)} distinct inputs "
+                    "has kinks or jumps inside; Gauss-Hermite then converges slowly (about 1e-3 "
+                    "relative accuracy for step functions). Expectations over one or two inputs "
+                    "are exact to ~1e-12.", RuntimeWarning, stacklevel=2)
             self.store[key] = float(blob_expectation(self.act, self.K, groups,
                                                      labels=[f"x[{i}]" for i in range(len(self.K))]))
         return self.store[key]
