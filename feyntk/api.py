@@ -28,15 +28,24 @@ def derivable() -> tuple[str, ...]:
     return tuple(CORRELATORS)
 
 def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
-            max_memory_bytes: int | None = None) -> dict[str, Any]:
+            backend: str = "auto", max_memory_bytes: int | None = None,
+            verbose: bool = False) -> dict[str, Any]:
     """Theory prediction of the requested tensors from the engine's derived recursions.
 
     Args:
         config: config dict or :class:`Request` (keys in :mod:`feyntk.spec.config`).
         form: ``"auto"`` (derivative form when the activation is smooth enough),
             ``"derivative"`` or ``"inverse-metric"``.
-        max_memory_bytes: refuse requests whose layer states would not fit.
+        backend: ``"auto"`` (JAX on a GPU, else numba), ``"numba"``, ``"jax"`` (kernels
+            generated from the diagrams, :mod:`feyntk.kernels`) or ``"numpy"`` (the plain
+            reference loops of :func:`feyntk.numbers.evaluate.evaluate`). All give the same
+            numbers to rounding.
+        max_memory_bytes: refuse (before allocating) requests whose layer states and tables
+            would not fit.
+        verbose: print the wall time of every layer step to stderr.
     """
+    from feyntk.kernels.engine import evaluate as evaluate_kernels
+
     req = parse_request(config)
     missing = [t for t in req.tensors if t not in derivable()]
     if missing:
@@ -44,8 +53,9 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
             f"predict cannot evaluate {missing} yet: the diagram engine derives "
             f"{list(derivable())}. `feyntk sample` estimates every tensor from real sampled "
             "networks.")
-    values = evaluate(req.network, req.inputs, req.tensors, req.layer, form=form,
-                      max_memory_bytes=max_memory_bytes)
+    values = evaluate_kernels(req.network, req.inputs, req.tensors, req.layer, form=form,
+                              backend=backend, max_memory_bytes=max_memory_bytes,
+                              verbose=verbose)
     return {"n": req.n, "layer": req.layer,
             "tensors": {t: {"value": values[t]} for t in req.tensors}}
 

@@ -66,7 +66,17 @@ def _write(result: dict, out: str | None) -> None:
 def _cmd_predict(args) -> int:
     from feyntk.api import predict
 
-    _write(predict(_load(args.config), form=args.form), args.output)
+    _write(predict(_load(args.config), form=args.form, backend=args.backend,
+                   verbose=args.verbose), args.output)
+    return 0
+
+
+def _cmd_codegen(args) -> int:
+    from feyntk.kernels import codegen
+
+    gen = codegen(args.tensor, args.activation, args.form, args.backend, compile=False)
+    print(gen.source)
+    print(f"# cached at {gen.path}", file=sys.stderr)
     return 0
 
 
@@ -120,40 +130,54 @@ def _cmd_example(args) -> int:
     return 0
 
 
-def comparison_table(pred: dict, mc: dict) -> str:
-    """Markdown table: theory vs Monte Carlo ± se for every shared tensor entry."""
-    rows = ["| tensor | index | predict | sample ± se | (sample − predict)/se |",
-            "|---|---|---|---|---|"]
-    for name, p in pred["tensors"].items():
-        if name not in mc["tensors"]:
-            continue
-        pv, mv, se = (np.asarray(a) for a in (p["value"], mc["tensors"][name]["value"],
-                                              mc["tensors"][name]["se"]))
-        for idx in itertools.product(*(range(s) for s in pv.shape)):
-            if list(idx) != sorted(idx):  # symmetric tensors: show each entry once
-                continue
-            zs = (mv[idx] - pv[idx]) / se[idx] if se[idx] > 0 else float("nan")
-            rows.append(f"| {name} | {','.join(map(str, idx))} | {pv[idx]:.6g} | "
-                        f"{mv[idx]:.6g} ± {se[idx]:.2g} | {zs:+.2f} |")
+def comparison_table(pred: dict, sweeps: dict, fits: dict) -> str:
+    """Markdown table: theory vs Monte Carlo, one row per entry that can differ (index symmetries).
+
+    Columns: the prediction (K, Θ at infinite width; 1/n tensors as coefficients of 1/n), the
+    Monte Carlo estimate at the largest width (K, Θ: the full E[zz], E[Ĥ_ii]; 1/n tensors:
+    n·cumulant), the 1/n-extrapolated Monte Carlo value (fit T + c/n over the widths) and its
+    z-score against the prediction.
+    """
+    from feyntk.spec.statistic import representatives
+
+    rows = ["| tensor | index | predict | sample at n ± se | extrapolated n→∞ ± se | z |",
+            "|---|---|---|---|---|---|"]
+    for name, sw in sweeps.items():
+        pv = np.asarray(pred["tensors"][name]["value"], dtype=float)
+        fit = fits[name]
+        for idx in representatives(name, pv.shape[0]):
+            mv, se = sw.values[(-1,) + idx], sw.ses[(-1,) + idx]
+            T, Tse = fit.intercept[idx], fit.intercept_se[idx]
+            z = (T - pv[idx]) / Tse if Tse > 0 else float("nan")
+            rows.append(f"| {name} | {','.join(map(str, idx))} | {pv[idx]:.5g} | "
+                        f"{mv:.5g} ± {se:.2g} | {T:.5g} ± {Tse:.2g} | {z:+.2f} |")
     return "\n".join(rows)
 
 
 def _cmd_compare(args) -> int:
-    from feyntk.api import predict, sample
+    from feyntk.api import predict
+    from feyntk.spec.config import parse_request
+    from feyntk.validate.compare import extrapolate, width_sweep
 
     cfg = _load(args.config)
+    req = parse_request(cfg)
+    n = req.n
+    ns = sorted({max(2, n // 4), max(2, n // 2), n}) if req.layer > 1 else [n]
     t0 = time.perf_counter()
     pred = predict(cfg)
     t1 = time.perf_counter()
-    mc = sample(cfg, samples=args.samples, seed=args.seed, progress=not args.quiet)
+    sweeps = width_sweep(cfg, ns, samples=args.samples, seed=args.seed or 0,
+                         progress=not args.quiet)
     t2 = time.perf_counter()
+    fits = {k: extrapolate(v) for k, v in sweeps.items()} if len(ns) > 1 else {}
     print(f"network widths={cfg['widths']} activation={cfg.get('activation', 'tanh')} "
-          f"layer={pred['layer']} n={pred['n']} samples={mc['samples']}")
-    print(comparison_table(pred, mc))
-    for name, note in mc.get("notes", {}).items():
-        if name in pred["tensors"]:
-            print(f"note: {name}: {note}")
-    print(f"predict {t1 - t0:.3f} s, sample {t2 - t1:.2f} s")
+          f"layer={pred['layer']}; Monte Carlo at n = n_(layer-1) in {ns}, "
+          f"{args.samples or req.samples} networks each")
+    if fits:
+        print(comparison_table(pred, sweeps, fits))
+        print("The extrapolation fits value(n) = T + c/n per entry; z = (T - predict)/se(T). "
+              "A single width would still carry the O(1/n) finite-width shift.")
+    print(f"predict {t1 - t0:.2f} s, sample {t2 - t1:.2f} s (all widths)")
     return 0
 
 
@@ -172,13 +196,28 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     sp = add("predict", "Predict the requested tensors from the recursions.", _cmd_predict)
-    sp.add_argument("config", metavar="CONFIG.json", help="network, inputs and tensors (JSON)")
+    sp.add_argument("config", metavar="CONFIG.json", nargs="?",
+                    help="network, inputs and tensors (JSON; default: the shipped example)")
     sp.add_argument("-o", "--output", metavar="OUT.json", help="write JSON here (default stdout)")
     sp.add_argument("--form", choices=("auto", "derivative", "inverse-metric"), default="auto",
                     help="how blobs are integrated: derivative form (needs smooth σ), "
                          "inverse-metric form (needs invertible K), or auto (default)")
+    sp.add_argument("--backend", choices=("auto", "numpy", "numba", "jax"), default="auto",
+                    help="generated numba (CPU) or JAX (GPU if present) kernels, the plain numpy "
+                         "reference loops, or auto (default: JAX on a GPU, else numba)")
+    sp.add_argument("-v", "--verbose", action="store_true",
+                    help="print the wall time of every layer step to stderr")
 
     tensor_help = f"one of {', '.join(TENSOR_NAMES)}"
+    sp = add("codegen", "Print the generated kernels of a tensor's recursion (and cache them).",
+             _cmd_codegen)
+    sp.add_argument("tensor", help=tensor_help)
+    sp.add_argument("--backend", choices=("numba", "jax"), default="numba",
+                    help="numba (CPU loops) or jax (jit, vectorised over sample tuples)")
+    sp.add_argument("--form", choices=("derivative", "inverse-metric"), default="derivative",
+                    help="derivative form (product rule) or inverse-metric form (Hermite)")
+    sp.add_argument("--activation", default="tanh",
+                    help="activation name or expression in z (default tanh)")
     sp = add("derive", "Print the recursion of a tensor derived from its Feynman diagrams.",
              _cmd_derive)
     sp.add_argument("tensor", help=tensor_help)
@@ -192,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("sample", "Estimate the requested tensors from sampled finite networks.",
              _cmd_sample)
-    sp.add_argument("config", metavar="CONFIG.json", help="network, inputs and tensors (JSON)")
+    sp.add_argument("config", metavar="CONFIG.json", nargs="?",
+                    help="network, inputs and tensors (JSON; default: the shipped example)")
     sp.add_argument("--samples", type=int, help="number of networks (overrides CONFIG)")
     sp.add_argument("--seed", type=int, help="random seed (overrides CONFIG)")
     sp.add_argument("--neurons", type=int, help="output neurons used per network")
@@ -228,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     except FeyntkError as exc:
         print(f"feyntk {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `feyntk predict | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,8 +31,8 @@ EXAMPLE_CONFIG: dict[str, Any] = {
     "lambda_b": 0.1,
     "inputs": [[1.0, 0.3], [-0.4, 0.9]],
     "layer": 3,
-    "tensors": ["K", "Theta"],
-    "samples": 2000,
+    "tensors": ["K", "Theta", "V", "A", "B", "D", "F"],
+    "samples": 4000,
     "seed": 0,
 }
 

@@ -1,0 +1,235 @@
+"""Assemble one generated module: integrand kernels + one contraction kernel per statistic.
+
+The module is data-driven end to end: :func:`feyntk.kernels.lower.lower` turns each
+statistic's diagram terms into products of reads, :mod:`feyntk.kernels.tables` says which
+integrals the tables need, and the printers of :mod:`feyntk.kernels.printers` print both
+(after CSE) for numba or JAX. The module carries its own metadata (``REQUESTS``, ``TABLES``,
+``CONTRACT``) so that the engine never relies on a second derivation agreeing with the first.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from types import ModuleType
+
+import sympy as sp
+
+from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
+from feyntk.diagrams.diagram import correlator
+from feyntk.kernels.compile import cache_key, cached_source, load_module, source_path, store_source
+from feyntk.kernels.lower import FORMS, diagram_hash, lower
+from feyntk.kernels.printers import PRINTERS, assignments, print_block
+from feyntk.kernels.tables import half_grid, integrand_source, requests
+from feyntk.spec.activation import Activation, get_activation
+
+BACKENDS = ("numba", "jax")
+HYPER = (C_W, C_b, lam_W, lam_b, RATIO)
+"""Scalar arguments of every contraction kernel, in this order."""
+
+_HEADER = {
+    "numba": """import math
+
+import numba
+import numpy as np
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _tanh(x):
+    \"\"\"tanh(x) from one exp (absolute error below 2e-16).\"\"\"
+    e = math.exp(-2.0*abs(x))
+    return math.copysign((1.0 - e)/(1.0 + e), x)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _sigmoid(x):
+    \"\"\"1/(1 + e^-x) without overflow (scipy.special.expit).\"\"\"
+    if x >= 0.0:
+        return 1.0/(1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e/(1.0 + e)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _softplus(x):
+    \"\"\"log(1 + e^x) without overflow (numpy.logaddexp(0, x)).\"\"\"
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+@numba.njit(nogil=True, cache=True)
+def _heaviside(x):
+    \"\"\"numpy.heaviside(x, 0.5) for scalars.\"\"\"
+    if x < 0.0:
+        return 0.0
+    if x > 0.0:
+        return 1.0
+    if x == 0.0:
+        return 0.5
+    return x
+""",
+    "jax": """import jax
+import jax.numpy as jnp
+import jax.scipy.special as jss
+
+jax.config.update("jax_enable_x64", True)
+
+
+def _heaviside(x):
+    return jnp.heaviside(x, 0.5)
+""",
+}
+
+
+@dataclass(frozen=True)
+class Generated:
+    """Generated, compiled kernels of some statistics and where their source lives.
+
+    Two cached modules make one unit: the *integrands* (depend on the activation) and the
+    *contractions* (depend only on the diagrams, the form and the backend, so they are compiled
+    once for all activations).
+
+    Attributes:
+        key: cache key ``<statistics>-<activation>-<form>-<backend>-<hash>`` of the unit.
+        source: the generated Python source of both modules.
+        path: the cached files (integrands, contractions).
+        integrands: module with ``REQUESTS`` and ``INTEGRANDS[d]`` (None if not compiled, or
+            for kinked activations, whose tables come from the oracle's distributional
+            integrals of :mod:`feyntk.numbers.distributions`).
+        contractions: module with ``FORM``, ``TABLES`` and ``CONTRACT[name]``.
+    """
+
+    key: str
+    source: str
+    path: tuple
+    integrands: ModuleType | None
+    contractions: ModuleType | None
+
+
+def contraction_source(name: str, form: str, backend: str, smooth: bool = True) -> str:
+    """Source of ``contract_<name>``: one output entry per representative index tuple."""
+    low = lower(name, form, smooth)
+    expr = low.expr()
+    printer = PRINTERS[backend]()
+    assigns = assignments([("res", expr)])
+    args = ", ".join(low.arrays + tuple(str(h) for h in HYPER))
+    I = "    "
+    lab = "\n".join(f"{I * 2}{a} = idx[n, {i}]" if backend == "numba" else f"{I}{a} = idx[:, {i}]"
+                    for i, a in enumerate(low.output))
+    doc = (f'"""{name}[{", ".join(low.output)}] at layer ℓ+1 ({form} form, '
+           f'{len(low.products)} products of reads)."""')
+    if backend == "numba":
+        return (f"@numba.njit(nogil=True, cache=True, error_model='numpy')\n"
+                f"def contract_{name}(idx, out, {args}):\n{I}{doc}\n"
+                f"{I}for n in range(idx.shape[0]):\n{lab}\n"
+                f"{print_block(assigns, printer, I * 2)}\n{I * 2}out[n] = res\n")
+    return (f"@jax.jit\ndef contract_{name}(idx, {args}):\n{I}{doc}\n{lab}\n"
+            f"{print_block(assigns, printer, I)}\n"
+            f"{I}return jnp.zeros(idx.shape[0]) + res\n")
+
+
+def _docstring(what: str, names, act, form, backend, key) -> str:
+    act_line = f"activation: {act.name} = {act.expr}\n" if act is not None else \
+        "activation: any (contractions do not depend on it)\n"
+    return (f'"""Generated by feyntk.kernels ({what}): do not edit; regenerated when the '
+            f"diagrams change.\n\nstatistics: {', '.join(names)}\n{act_line}form: {form}\n"
+            f"backend: {backend}\nkey: {key}\n\n"
+            "integrand_<d>: Gaussian-expectation integrals of all patterns with d distinct "
+            "samples\n(columns in REQUESTS[d] order; Hermite requests have one column per "
+            "sorted component).\ncontract_<name>: one output entry per representative index "
+            'tuple; arguments in CONTRACT order.\n"""')
+
+
+@functools.lru_cache(maxsize=64)
+def plan_requests(names: tuple, form: str) -> dict:
+    """Integrals needed by the tables of statistics ``names``: ``{d: [(LP, q), ...]}``."""
+    tables = {k: v for n in names for k, v in lower(n, form).tables.items()}
+    return requests(tables.values())
+
+
+def _smooth_tag(smooth: bool) -> str:
+    return "any" if smooth else "kinked"
+
+
+def integrand_module_source(names, act: Activation, form: str, backend: str, key: str) -> str:
+    """Integrand kernels for the tables of ``names`` (activation-specific)."""
+    reqs = plan_requests(names, form)
+    parts = [_docstring("integrands", names, act, form, backend, key), _HEADER[backend],
+             f"REQUESTS = {reqs!r}\n"]
+    for d, rs in reqs.items():
+        parts.append(integrand_source(act, d, rs, backend, f"integrand_{d}"))
+    parts.append("INTEGRANDS = {" + ", ".join(f"{d}: integrand_{d}" for d in reqs) + "}\n"
+                 "HALF = {" + ", ".join(f"{d}: {half_grid(act, d, rs)}"
+                                        for d, rs in reqs.items()) + "}  # see tables.half_grid\n")
+    return "\n\n".join(parts)
+
+
+def contraction_module_source(names, form: str, backend: str, key: str,
+                              smooth: bool = True) -> str:
+    """Contraction kernels of ``names`` with the tables they read (activation-independent,
+    except that kinked activations differentiate blobs as distributions)."""
+    lows = [lower(n, form, smooth) for n in names]
+    tables = {k: v for low in lows for k, v in low.tables.items()}
+    parts = [_docstring("contractions", names, None, form, backend, key), _HEADER[backend],
+             f"FORM = {form!r}\nSMOOTH = {smooth!r}\n",
+             "TABLES = {\n" + "".join(
+                 f"    {k!r}: ({t.sigs!r}, {t.legs}, {t.comp!r}, {t.kind!r}),\n"
+                 for k, t in sorted(tables.items())) + "}\n"]
+    for low in lows:
+        parts.append(contraction_source(low.name, form, backend, smooth))
+    parts.append("CONTRACT = {\n" + "".join(
+        f"    {low.name!r}: (contract_{low.name}, {low.output!r}, {low.arrays!r}),\n"
+        for low in lows) + "}\n")
+    return "\n\n".join(parts)
+
+
+def _part(key: str, make, compile: bool):
+    source = cached_source(key)
+    if source is None:
+        source = make()
+    if compile:
+        return source, load_module(key, source)
+    store_source(key, source)
+    return source, None
+
+
+@functools.lru_cache(maxsize=128)
+def _keys(names: tuple, act: Activation, form: str, backend: str) -> tuple[str, str, str]:
+    """Cache keys of the unit, its contraction module and its integrand module."""
+    dh = diagram_hash(names)
+    return (cache_key(names, act.name, form, backend, dh + sp.srepr(act.expr)),
+            cache_key(names, _smooth_tag(act.is_smooth), form, backend, dh),
+            cache_key(("integrands",), act.name, form, backend,
+                      repr(plan_requests(names, form)) + sp.srepr(act.expr)))
+
+
+def codegen(names, activation="tanh", form: str = "derivative", backend: str = "numba", *,
+            compile: bool = True) -> Generated:
+    """Generate (or load from the cache) the kernels of statistics ``names``.
+
+    Args:
+        names: a statistic name or a list (e.g. a dependency closure).
+        activation: name, dict or :class:`~feyntk.spec.activation.Activation`.
+        form: ``"derivative"`` or ``"inverse-metric"``.
+        backend: ``"numba"`` or ``"jax"``.
+        compile: import the modules (numba compiles each kernel on its first call and keeps
+            the machine code in its own cache next to the source).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    names = (names,) if isinstance(names, str) else tuple(names)
+    for n in names:
+        correlator(n)  # clear error for names the engine does not derive
+    act = get_activation(activation)
+    key, ckey, ikey = _keys(names, act, form, backend)
+    smooth = act.is_smooth
+    csrc, cmod = _part(ckey, lambda: contraction_module_source(names, form, backend, ckey,
+                                                               smooth), compile)
+    if not smooth:  # kinked: tables come from the oracle's distributional integrals
+        return Generated(key, f"# ---- {source_path(ckey).name}\n{csrc}",
+                         (source_path(ckey),), None, cmod)
+    isrc, imod = _part(ikey, lambda: integrand_module_source(names, act, form, backend, ikey),
+                       compile)
+    source = f"# ---- {source_path(ikey).name}\n{isrc}\n\n# ---- {source_path(ckey).name}\n{csrc}"
+    return Generated(key, source, (source_path(ikey), source_path(ckey)), imod, cmod)

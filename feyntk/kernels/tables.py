@@ -1,0 +1,557 @@
+"""Gaussian-expectation tables: every blob pattern over all sample assignments at once.
+
+A table (:class:`feyntk.kernels.lower.Table`) over p labels is filled from *integrals* keyed
+by the number d of distinct samples, a local pattern ``LP`` (sorted ``(k, slot)`` with slots
+``0..d-1`` the sorted distinct samples) and a Hermite order q. For every d-subset S of the N
+samples the integral ``⟨Π σ^{(k)}(z_{S[slot]}) He(z)⟩_{K_S}`` is computed once; the table entry
+of a label assignment with d distinct samples is the integral of its subset and pattern.
+
+The quadrature is the oracle's (:func:`feyntk.numbers.gaussian.expect` as called by
+:class:`feyntk.numbers.evaluate.BlobCache`), executed for all subsets and patterns of one d
+together: eigen-whitening of K_S with near-zero directions dropped, a tensor Gauss–Hermite rule
+(or the polar rule for 2-d), refined m → 2m per pattern until two levels agree to
+``atol + rtol·|value|``, with the same start and maximum m per rank. Each pattern keeps the
+value of its own stopping level, so the numbers agree with the oracle to rounding.
+
+The integrands are generated kernels (:func:`integrand_source`); σ^{(k)} of all orders and
+samples share one CSE'd body, so a node costs one evaluation of each transcendental function.
+
+Common mistakes:
+    * A Hermite table entry is masked (zero) where a picked label repeats the sample of an
+      earlier label of its blob; the mask follows the blob's label order, never a sorted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import sympy as sp
+
+from feyntk.errors import DegenerateKernelError
+from feyntk.kernels.printers import PRINTERS, assignments, print_block
+from feyntk.numbers.gaussian import (ATOL, M_MAX, M_START, _EIG_TOL, check_kinks_at_zero_variance,
+                                     halfrange_rule, hermite_rule)
+from feyntk.spec.activation import Z, Activation
+
+RTOL = 1e-12
+"""Relative tolerance of the adaptive rule (the oracle's ``RTOL_BLOB``)."""
+
+POLAR_M = (8, 128)
+
+
+# -- which integrals ------------------------------------------------------------------------
+def surjections(p: int, d: int):
+    """All maps slots(p) -> 0..d-1 that hit every target."""
+    for phi in itertools.product(range(d), repeat=p):
+        if len(set(phi)) == d:
+            yield phi
+
+
+def local_pattern(sigs, phi) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted((k, phi[s]) for k, s in sigs))
+
+
+def requests(tables) -> dict[int, list[tuple[tuple, int]]]:
+    """Integrals needed by label-space tables: ``{d: [(LP, q), ...]}`` (sorted, deduplicated)."""
+    return _requests(tuple(sorted(set(tables), key=lambda t: t.name)))
+
+
+@functools.lru_cache(maxsize=256)
+def _requests(tables: tuple) -> dict[int, list[tuple[tuple, int]]]:
+    out: dict[int, set] = {}
+    for t in tables:
+        for d in range(1, t.p + 1):
+            for phi in surjections(t.p, d):
+                out.setdefault(d, set()).add((local_pattern(t.sigs, phi), t.legs))
+    return {d: sorted(v) for d, v in sorted(out.items())}
+
+
+def hermite_components(d: int, q: int) -> list[tuple[int, ...]]:
+    """Sorted index multisets of an order-q Hermite polynomial in d variables."""
+    return list(itertools.combinations_with_replacement(range(d), q))
+
+
+def layout(d: int, reqs) -> tuple[list[int], list[int]]:
+    """Column offset and width of each request in a d-kernel's output."""
+    widths = [len(hermite_components(d, q)) if q else 1 for _, q in reqs]
+    return [sum(widths[:i]) for i in range(len(widths))], widths
+
+
+# -- generated integrands ---------------------------------------------------------------------
+def _matchings(items):
+    """Partial pairings of a list: yields (pairs, unpaired)."""
+    if not items:
+        yield [], []
+        return
+    first, rest = items[0], items[1:]
+    for pairs, free in _matchings(rest):
+        yield pairs, [first] + free
+    for i in range(len(rest)):
+        others = rest[:i] + rest[i + 1:]
+        for pairs, free in _matchings(others):
+            yield [(first, rest[i])] + pairs, free
+
+
+def hermite_poly(comp, y, P) -> sp.Expr:
+    """He_{comp}(y) for y = K⁻¹z with metric P = K⁻¹: Σ_matchings (−1)^pairs Π P Π y."""
+    total = sp.Integer(0)
+    for pairs, free in _matchings(list(comp)):
+        term = sp.Integer((-1) ** len(pairs))
+        for i, j in pairs:
+            term *= P[i, j]
+        for i in free:
+            term *= y[i]
+        total += term
+    return total
+
+
+def integrand_outputs(act: Activation, d: int, reqs) -> list[sp.Expr]:
+    """The integrands, one per output column (order of :func:`layout`)."""
+    z = sp.symbols(f"z0:{d}")
+    Pm = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"P_{min(i, j)}_{max(i, j)}"))
+    y = [sp.Symbol(f"y{i}") for i in range(d)]
+    cache: dict = {}
+
+    def sig(k, s):
+        if (k, s) not in cache:
+            cache[(k, s)] = act.derivative(k).regular.subs(Z, z[s])
+        return cache[(k, s)]
+
+    outs = []
+    for lp, q in reqs:
+        F = sp.Mul(*[sig(k, s) for k, s in lp])
+        if not q:
+            outs.append(F)
+        else:
+            outs += [F * hermite_poly(c, y, Pm) for c in hermite_components(d, q)]
+    return outs
+
+
+def parity(act: Activation, k: int) -> int:
+    """+1 if σ^{(k)} is even, −1 if odd, 0 if neither (symbolically)."""
+    e = act.derivative(k).regular
+    flip = e.subs(Z, -Z)
+    if sp.simplify(flip - e) == 0:
+        return 1
+    if sp.simplify(flip + e) == 0:
+        return -1
+    return 0
+
+
+def output_parities(act: Activation, d: int, reqs) -> list[int] | None:
+    """Parity under z → −z of every output column, or None if some factor has none."""
+    out = []
+    for lp, q in reqs:
+        sign = (-1) ** q
+        for k, _ in lp:
+            p = parity(act, k)
+            if not p:
+                return None
+            sign *= p
+        out += [sign] * (len(hermite_components(d, q)) if q else 1)
+    return out
+
+
+def half_grid(act: Activation, d: int, reqs) -> bool:
+    """Whether the d-kernel sums half of the (symmetric) tensor grid: every output has a parity,
+    odd ones vanish and even ones are twice the half sum. Not for d = 2 (polar rule)."""
+    return d != 2 and act.is_smooth and output_parities(act, d, reqs) is not None
+
+
+def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> str:
+    """Source of the integrand kernel ``name`` for d-sample blocks (see module docstring).
+
+    With :func:`half_grid`, odd outputs are printed as 0 (the driver sums half the grid).
+    """
+    outs = integrand_outputs(act, d, reqs)
+    if half_grid(act, d, reqs):
+        outs = [e if sgn > 0 else sp.Integer(0)
+                for e, sgn in zip(outs, output_parities(act, d, reqs))]
+    hermite = any(q for _, q in reqs)
+    assigns = assignments([(f"o{j}", e) for j, e in enumerate(outs)])
+    printer = PRINTERS[backend]()
+    yfix = [f"y{i} = " + " + ".join(f"P_{min(i, j)}_{max(i, j)}*z{j}" for j in range(d))
+            for i in range(d)] if hermite else []
+    pload = [f"P_{i}_{j} = P[b, {i}, {j}]" for i in range(d) for j in range(i, d)] \
+        if hermite else []
+    n = len(outs)
+    if backend == "numba":
+        return _numba_integrand(d, n, assigns, printer, yfix, pload, name)
+    return _jax_integrand(d, n, assigns, printer, yfix, pload, name)
+
+
+def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
+    I = "    "
+    if d == 2:  # explicit nodes (polar rule)
+        lines = [f"@numba.njit(nogil=True, cache=True, error_model='numpy')",
+                 f"def {name}(z, w, P, lo, hi, out):",
+                 f'{I}"""Σ_p w[b,p]·f_j(z[b,:,p]) for p in [lo, hi); {n} outputs f_j."""',
+                 f"{I}for b in range(z.shape[0]):"]
+        lines += [I * 2 + s for s in pload]
+        lines += [f"{I * 2}acc{j} = 0.0" for j in range(n)]
+        lines += [f"{I * 2}for p in range(lo, hi):",
+                  f"{I * 3}z0 = z[b, 0, p]", f"{I * 3}z1 = z[b, 1, p]", f"{I * 3}ww = w[b, p]"]
+        lines += [I * 3 + s for s in yfix]
+        lines.append(print_block(assigns, printer, I * 3))
+        lines += [f"{I * 3}acc{j} += ww*o{j}" for j in range(n)]
+        lines += [f"{I * 2}out[b, {j}] = acc{j}" for j in range(n)]
+        return "\n".join(lines) + "\n"
+    lines = [f"@numba.njit(nogil=True, cache=True, error_model='numpy')",
+             f"def {name}(L, x, w, m, P, lo, hi, out):",
+             f'{I}"""Tensor rule: z = L·u on the grid Π_j x[j, :m[j]] (first axis i0 in [lo, hi));'
+             f' {n} outputs."""',
+             f"{I}for b in range(L.shape[0]):"]
+    lines += [f"{I * 2}L_{s}_{j} = L[b, {s}, {j}]" for s in range(d) for j in range(d)]
+    lines += [I * 2 + s for s in pload]
+    lines += [f"{I * 2}acc{j} = 0.0" for j in range(n)]
+    ind = I * 2
+    for j in range(d):
+        rng = "range(lo, hi)" if j == 0 else f"range(m[{j}])"
+        lines.append(f"{ind}for i{j} in {rng}:")
+        ind += I
+        lines.append(f"{ind}u{j} = x[{j}, i{j}]")
+        lines.append(f"{ind}w{j} = " + (f"w[0, i0]" if j == 0 else f"w{j - 1}*w[{j}, i{j}]"))
+        for s in range(d):
+            prev = "" if j == 0 else f"t{s}_{j - 1} + "
+            tgt = f"z{s}" if j == d - 1 else f"t{s}_{j}"
+            lines.append(f"{ind}{tgt} = {prev}L_{s}_{j}*u{j}")
+    lines += [ind + s for s in yfix]
+    lines.append(print_block(assigns, printer, ind))
+    lines += [f"{ind}acc{j} += w{d - 1}*o{j}" for j in range(n)]
+    lines += [f"{I * 2}out[b, {j}] = acc{j}" for j in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+def _jax_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
+    I = "    "
+    body = [I + s for s in yfix]
+    body.append(print_block(assigns, printer, I))
+    stack = f"jnp.stack([{', '.join(f'jnp.sum(ww*o{j})' for j in range(n))}])"
+    pl = [I + s.replace("P[b, ", "Pb[") for s in pload]
+    if d == 2:
+        lines = [f"def _{name}(zb, wb, Pb):",
+                 f"{I}z0 = zb[0]", f"{I}z1 = zb[1]", f"{I}ww = wb"]
+        lines += pl + body + [f"{I}return {stack}", "",
+                              "@jax.jit",
+                              f"def {name}(z, w, P):",
+                              f'{I}"""Σ_p w[b,p]·f_j(z[b,:,p]); {n} outputs f_j."""',
+                              f"{I}return jax.lax.map(lambda a: _{name}(*a), (z, w, P), "
+                              "batch_size=8)"]
+        return "\n".join(lines) + "\n"
+    lines = [f"def _{name}(Lb, Pb, grid, wrest, xc, wc):"]
+    lines += [f"{I}L_{s}_{j} = Lb[{s}, {j}]" for s in range(d) for j in range(d)]
+    lines += pl
+    lines += [f"{I}u0 = xc[:, None]", f"{I}ww = wc[:, None]*wrest[None, :]"]
+    lines += [f"{I}u{j} = grid[{j - 1}][None, :]" for j in range(1, d)]
+    lines += [f"{I}z{s} = " + " + ".join(f"L_{s}_{j}*u{j}" for j in range(d))
+              for s in range(d)]
+    lines += body + [f"{I}return {stack}", "",
+                     f"def {name}(L, xs, ws, P):",
+                     f'{I}"""Tensor rule z = L·u on the grid Π_j xs[j]; {n} outputs."""',
+                     f"{I}return _{name}_jit(L, tuple(xs), tuple(ws), P)", "",
+                     "@jax.jit",
+                     f"def _{name}_jit(L, xs, ws, P):",
+                     f"{I}rest = jnp.meshgrid(*xs[1:], indexing='ij') if len(xs) > 1 else []",
+                     f"{I}grid = [g.ravel() for g in rest]",
+                     f"{I}wrest = jnp.ones(())",
+                     f"{I}for wj in ws[1:]:",
+                     f"{I * 2}wrest = (wrest[..., None]*wj)",
+                     f"{I}wrest = wrest.ravel()",
+                     f"{I}chunk = max(1, min(xs[0].shape[0], (1 << 18) // max(1, wrest.shape[0])))",
+                     f"{I}nch = -(-xs[0].shape[0] // chunk)",
+                     f"{I}pad = nch*chunk - xs[0].shape[0]",
+                     f"{I}xch = jnp.concatenate([xs[0], jnp.zeros(pad)]).reshape(nch, chunk)",
+                     f"{I}wch = jnp.concatenate([ws[0], jnp.zeros(pad)]).reshape(nch, chunk)",
+                     f"{I}def one(a):",
+                     f"{I * 2}Lb, Pb = a",
+                     f"{I * 2}def step(acc, xw):",
+                     f"{I * 3}return acc + _{name}(Lb, Pb, grid, wrest, xw[0], xw[1]), None",
+                     f"{I * 2}acc, _ = jax.lax.scan(step, jnp.zeros({n}), (xch, wch))",
+                     f"{I * 2}return acc",
+                     f"{I}return jax.lax.map(one, (L, P), batch_size=4)"]
+    return "\n".join(lines) + "\n"
+
+
+# -- the oracle's rule, for all subsets together --------------------------------------------
+def _schedule(d: int, r: int) -> tuple[str, list[int]]:
+    """Rule and m levels of :func:`feyntk.numbers.gaussian.expect` for rank r in d dims."""
+    if 1 <= r <= 2 and d == 2:
+        m, m_max, rule = POLAR_M[0], POLAR_M[1], "polar"
+    else:
+        m_max = M_MAX if r <= 1 else 384 if r == 2 else 128 if r == 3 else 48
+        m, rule = min(M_START if r <= 2 else 32 if r == 3 else 12, m_max), "tensor"
+    levels = [m]
+    while r and m < m_max:
+        m = min(2 * m, m_max)
+        levels.append(m)
+    return rule, levels
+
+
+def _whiten(KS: np.ndarray):
+    """Per-subset eigen factors as in ``gaussian._whiten``: (L padded to (B,d,d), rank r)."""
+    if not np.all(np.isfinite(KS)):
+        raise DegenerateKernelError("covariance contains NaN or inf")
+    w, U = np.linalg.eigh(KS)
+    scale = np.maximum(np.max(np.abs(w), axis=-1, keepdims=True), 1e-300)
+    if np.any(w < -1e-9 * scale):
+        raise DegenerateKernelError(
+            f"covariance is not positive semidefinite (smallest eigenvalue {w.min():.3g}); "
+            "check the kernel for numerical problems")
+    keep = w > _EIG_TOL * scale
+    B, d = w.shape
+    L = np.zeros_like(U)
+    r = keep.sum(-1)
+    for b in range(B):  # kept directions first, in eigh order (as gaussian._whiten)
+        k = keep[b]
+        L[b, :, :r[b]] = U[b][:, k] * np.sqrt(np.clip(w[b, k], 0.0, None))[None, :]
+    return L, r
+
+
+@functools.lru_cache(maxsize=16)
+def _leggauss(m: int):
+    return np.polynomial.legendre.leggauss(m)
+
+
+def _polar_nodes(L: np.ndarray, m: int):
+    """z (B, 2, P) and weights (B, P) of ``gaussian._polar_apply`` for factors L (B, 2, 2)."""
+    B = L.shape[0]
+    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi
+    active = np.any(L != 0, axis=-1)
+    base = np.where(active, base, 0.0)
+    cuts = np.sort(np.concatenate([np.zeros((B, 1)), base, base + np.pi,
+                                   np.full((B, 1), 2 * np.pi)], axis=1), axis=1)
+    gx, gw = _leggauss(m)
+    lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]
+    phi = (lo + (hi - lo) * (gx + 1) / 2).reshape(B, -1)
+    wphi = ((hi - lo) * gw / 2).reshape(B, -1) / (2 * np.pi)
+    r, wr = halfrange_rule(2 * m)
+    dirs = np.einsum("bij,bjp->bip", L, np.stack([np.cos(phi), np.sin(phi)], axis=1))
+    z = (dirs[:, :, :, None] * r).reshape(B, 2, -1)
+    weights = (wphi[:, :, None] * wr).reshape(B, -1)
+    return np.ascontiguousarray(z), np.ascontiguousarray(weights)
+
+
+def _tensor_nodes(d: int, r: int, m: int):
+    """Per-direction nodes/weights padded to (d, M): the rule in r directions, 1 point else."""
+    x, w = hermite_rule(m) if r else (np.zeros(1), np.ones(1))
+    M = len(x)
+    X, W = np.zeros((d, M)), np.zeros((d, M))
+    cnt = np.ones(d, dtype=np.int64)
+    for j in range(d):
+        if j < r:
+            X[j], W[j], cnt[j] = x, w, M
+        else:
+            W[j, 0] = 1.0
+    return X, W, cnt
+
+
+THREADS = max(1, min(os.cpu_count() or 1, 8))
+"""Threads the numba integrands run on (they release the GIL)."""
+
+
+def _run_numba(kern, d, nout, L, P, rule, m, r, half=False):
+    B = L.shape[0]
+    if rule == "polar" or d == 2:
+        if rule == "polar":
+            zs, ws = _polar_nodes(L, m)
+        else:  # rank 0: one node at the origin
+            zs, ws = np.zeros((B, 2, 1)), np.ones((B, 1))
+        total = zs.shape[-1]
+        call = lambda sl, lo, hi, out: kern(zs[sl], ws[sl], P[sl], lo, hi, out)
+    else:
+        X, W, cnt = _tensor_nodes(d, r, m)
+        total = cnt[0] // 2 if half else cnt[0]  # half: i0 < m/2 meets each ±u pair once
+        call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, P[sl], lo, hi, out)
+    out = np.zeros((B, nout))
+    nodes = total if (rule == "polar" or d == 2) else total * int(cnt[1:].prod())
+    scale = 2.0 if half else 1.0
+    if THREADS == 1 or B * nodes < 20000:
+        call(slice(None), 0, total, out)
+        return scale * out
+    if B >= THREADS:
+        parts = [(slice(i * B // THREADS, (i + 1) * B // THREADS), 0, total)
+                 for i in range(THREADS)]
+    else:
+        parts = [(slice(None), i * total // THREADS, (i + 1) * total // THREADS)
+                 for i in range(THREADS)]
+    outs = [np.zeros((B, nout)) if sl == slice(None) else out[sl] for sl, _, _ in parts]
+    with ThreadPoolExecutor(THREADS) as ex:
+        list(ex.map(lambda a: call(a[0][0], a[0][1], a[0][2], a[1]), zip(parts, outs)))
+    if B < THREADS:
+        out = sum(outs)
+    return scale * out
+
+
+def _run_jax(kern, d, nout, L, P, rule, m, r, half=False):
+    import jax.numpy as jnp
+
+    B = L.shape[0]
+    pad = 1 << max(0, (B - 1).bit_length())  # bucketed batch: few distinct shapes to compile
+    Lp = np.concatenate([L, np.repeat(L[:1], pad - B, axis=0)]) if pad > B else L
+    Pp = np.concatenate([P, np.repeat(P[:1], pad - B, axis=0)]) if pad > B else P
+    if rule == "polar" or d == 2:
+        if rule == "polar":
+            zs, ws = _polar_nodes(Lp, m)
+        else:
+            zs, ws = np.zeros((pad, 2, 1)), np.ones((pad, 1))
+        res = kern(jnp.asarray(zs), jnp.asarray(ws), jnp.asarray(Pp))
+    else:
+        x, w = hermite_rule(m) if r else (np.zeros(1), np.ones(1))
+        xs = [jnp.asarray(x) if j < r else jnp.zeros(1) for j in range(d)]
+        wts = [jnp.asarray(w) if j < r else jnp.ones(1) for j in range(d)]
+        if half:
+            xs[0], wts[0] = xs[0][:len(x) // 2], wts[0][:len(x) // 2]
+        res = kern(jnp.asarray(Lp), xs, wts, jnp.asarray(Pp))
+    return np.array(res)[:B] * (2.0 if half else 1.0)
+
+
+def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
+              needed=None, subsets: np.ndarray | None = None, half: bool = False) -> dict:
+    """``{(LP, q): array (C, ncols)}`` over all d-subsets (rows: ``combinations(N, d)`` order).
+
+    Args:
+        reqs: the requests the kernel ``kern`` computes (its output layout).
+        needed: the requests whose values will be used (the oracle's refusals apply to these
+            only); default all.
+        half: the kernel was generated with :func:`half_grid` (tensor rule on half the grid).
+
+    Plain requests have one column; Hermite requests one per sorted component
+    (:func:`hermite_components`). Each request stops refining at its own level, as the oracle.
+    """
+    N = K.shape[0]
+    S = np.array(list(itertools.combinations(range(N), d)), dtype=np.int64).reshape(-1, d) \
+        if subsets is None else subsets
+    KS = K[S[:, :, None], S[:, None, :]]
+    C = len(S)
+    offs, widths = layout(d, reqs)
+    nout = sum(widths)
+    needed = reqs if needed is None else needed
+    ok = _check(act, S, KS, needed)
+    P = np.zeros((C, d, d))
+    if any(q for _, q in reqs) and ok.any():
+        P[ok] = np.linalg.inv(KS[ok])
+    L, rank = _whiten(KS)
+    run = _run_numba if backend == "numba" else _run_jax
+    result = np.zeros((C, nout))
+    for r in np.unique(rank):
+        idx = np.nonzero(rank == r)[0]
+        rule, levels = _schedule(d, int(r))
+        h = half and rule == "tensor" and r > 0
+        prev = run(kern, d, nout, L[idx], P[idx], rule, levels[0], int(r), h)
+        done = np.zeros((len(idx), len(reqs)), bool)
+        val = prev.copy()
+        active = np.arange(len(idx))
+        for m in levels[1:]:
+            cur = run(kern, d, nout, L[idx[active]], P[idx[active]], rule, m, int(r), h)
+            err = np.abs(cur - prev[active])
+            ok = err <= ATOL + RTOL * np.abs(cur)
+            for j, (o, wdt) in enumerate(zip(offs, widths)):
+                conv = ok[:, o:o + wdt].all(-1)
+                rows = active[~done[active, j]]
+                cols = slice(o, o + wdt)
+                # unconverged patterns follow the latest level; converged ones are frozen
+                val[rows, cols] = cur[~done[active, j]][:, cols]
+                done[active, j] |= conv
+            prev[active] = cur
+            active = active[~done[active].all(-1)]
+            if not len(active):
+                break
+        result[idx] = val
+    return {req: result[:, o:o + wdt] for req, o, wdt in zip(reqs, offs, widths)}
+
+
+def _check(act, S, KS, reqs) -> np.ndarray:
+    """The oracle's refusals: kinks at zero variance; singular K_S in the inverse-metric form.
+
+    Returns the mask of subsets whose K_S is invertible (where Hermite integrals can be formed).
+    """
+    zero = np.nonzero((np.diagonal(KS, axis1=1, axis2=2) <= 1e-300).any(-1))[0]
+    for b in zero:
+        for lp, q in reqs:
+            if not q:
+                check_kinks_at_zero_variance(act, tuple({k for k, _ in lp}), KS[b],
+                                             [f"x[{s}]" for s in S[b]])
+    w = np.linalg.eigvalsh(KS)
+    ok = w.min(-1) > 1e-12 * np.maximum(w.max(-1), 1e-300)
+    if any(q for _, q in reqs):
+        bad = np.nonzero(~ok)[0]
+        if len(bad):
+            b = bad[0]
+            raise DegenerateKernelError(
+                f"the inverse-metric form needs K restricted to samples {S[b].tolist()} to be "
+                f"invertible, but it is singular (eigenvalues {np.round(w[b], 14).tolist()}): "
+                "duplicate or collinear inputs. Use form='derivative' (smooth activations) or "
+                "remove the duplicate inputs.")
+    return ok
+
+
+# -- tables from integrals -------------------------------------------------------------------
+def fill(table, N: int, ints: dict, subsets: dict) -> np.ndarray:
+    """The N^p array of a label-space table from the per-subset integrals."""
+    p = table.p
+    T = np.zeros((N,) * p)
+    for d in range(1, p + 1):
+        S = subsets[d]
+        for phi in surjections(p, d):
+            lp = local_pattern(table.sigs, phi)
+            if table.legs:
+                # mask: a picked slot must be the first slot of its sample
+                if any(phi[c] in phi[:c] for c in table.comp):
+                    continue
+                comps = hermite_components(d, table.legs)
+                col = comps.index(tuple(sorted(phi[c] for c in table.comp)))
+                vals = ints[d][(lp, table.legs)][:, col]
+            else:
+                vals = ints[d][(lp, 0)][:, 0]
+            T[tuple(S[:, phi[s]] for s in range(p))] = vals
+    return T
+
+
+def subsets_of(N: int, d: int) -> np.ndarray:
+    return np.array(list(itertools.combinations(range(N), d)), dtype=np.int64).reshape(-1, d)
+
+
+def table_bytes(tables, N: int) -> int:
+    """Bytes held by the tables and their integrals for N samples."""
+    total = sum(N ** t.p for t in tables)
+    reqs = requests(tables)
+    for d, rs in reqs.items():
+        cols = sum(len(hermite_components(d, q)) if q else 1 for _, q in rs)
+        total += 2 * math.comb(N, d) * cols
+    return 8 * total
+
+
+def fill_from_cache(table, N: int, cache) -> np.ndarray:
+    """The table from the oracle's own blob cache (:class:`feyntk.numbers.evaluate.BlobCache`).
+
+    Used for kinked activations, whose blobs are distributions integrated by
+    :mod:`feyntk.numbers.distributions`; one call per distinct sample assignment.
+    """
+    p = table.p
+    T = np.zeros((N,) * p)
+    for d in range(1, p + 1):
+        S = subsets_of(N, d)
+        for phi in surjections(p, d):
+            if table.legs and any(phi[c] in phi[:c] for c in table.comp):
+                continue
+            vals = np.empty(len(S))
+            for b, sub in enumerate(S):
+                samp = [int(sub[phi[s]]) for s in range(p)]
+                sigs = tuple((k, samp[s]) for k, s in table.sigs)
+                if not table.legs:
+                    vals[b] = cache.plain(sigs)
+                elif table.kind == "dist":
+                    legs_at: dict = {}
+                    for c in table.comp:
+                        legs_at[samp[c]] = legs_at.get(samp[c], 0) + 1
+                    vals[b] = cache.dist(cache.groups(sigs, legs_at))
+                else:
+                    Sx, arr = cache.hermite(sigs, table.legs)
+                    vals[b] = arr[tuple(Sx.index(samp[c]) for c in table.comp)]
+            T[tuple(S[:, phi[s]] for s in range(p))] = vals
+    return T
