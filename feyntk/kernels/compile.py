@@ -90,9 +90,9 @@ def store_source(key: str, source: str) -> Path:
 
 def load_module(key: str, source: str) -> ModuleType:
     """Import generated ``source`` (stored under ``key``) as a module; memoised per process."""
-    if key in _LOADED:
-        return _LOADED[key]
-    path = store_source(key, source)
+    path = store_source(key, source)  # (re)written if the cache folder changed meanwhile
+    if str(path) in _LOADED:
+        return _LOADED[str(path)]
     name = f"feyntk_generated.{path.stem}"
     linecache.cache[str(path)] = (len(source), None, source.splitlines(True), str(path))
     spec = importlib.util.spec_from_file_location(name, path)
@@ -100,5 +100,5 @@ def load_module(key: str, source: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     module.__source__ = source
-    _LOADED[key] = module
+    _LOADED[str(path)] = module
     return module
