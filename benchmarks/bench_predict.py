@@ -74,10 +74,11 @@ def run(cfg: dict, backend: str) -> dict:
 
 
 def estimate(done: dict, key, N: int, depth: int) -> float | None:
-    """Extrapolated warm time from the largest measured cell of the same (act, backend)."""
+    """Extrapolated warm time from a measured cell of the same (act, backend): the deepest one
+    with the same N if any, else the largest smaller N."""
     best = None
     for (a, b, n, L), rec in done.items():
-        if (a, b) == key and "warm" in rec and L > 1:
+        if (a, b) == key and "warm" in rec and L > 1 and n <= N:
             if best is None or (n, L) > best[0]:
                 best = ((n, L), rec["warm"])
     if best is None or depth == 1:
@@ -222,8 +223,9 @@ def plot(done, acts, Ns, depths, backends, path) -> None:
                        if "warm" in done.get((act, b, N, depth), {})]
                 if pts:
                     axes[0].loglog(*zip(*pts), "o-", label=f"{act} {b} L={depth}")
-            nmax = max([N for N in Ns if any("warm" in done.get((act, b, N, L), {})
-                                             for L in depths)], default=None)
+            deep = [N for N in Ns if sum("warm" in done.get((act, b, N, L), {})
+                                         for L in depths) >= min(3, len(depths))]
+            nmax = max(deep, default=None)
             if nmax is not None:
                 pts = [(L, done[(act, b, nmax, L)]["warm"]) for L in depths
                        if "warm" in done.get((act, b, nmax, L), {})]

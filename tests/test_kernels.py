@@ -62,6 +62,14 @@ def _agree(net, x, names, form, backend):
         np.testing.assert_allclose(out[n], ref[n], rtol=TOL, atol=TOL * scale, err_msg=n)
 
 
+def _conditioned(net, x, limit=1e3) -> bool:
+    """K^(1) well conditioned: the inverse-metric form multiplies rounding by powers of K⁻¹, so
+    both paths agree only to ~1e-16·cond(K)² (near-duplicate inputs are its documented weak spot)."""
+    K = net.C_b[0] + net.C_W[0] * x @ x.T / net.n0
+    w = np.linalg.eigvalsh(K)
+    return w.min() > w.max() / limit
+
+
 def _smooth_enough(act, form):
     out = []
     for n in derivable():
@@ -78,7 +86,8 @@ def _smooth_enough(act, form):
 def test_numba_matches_oracle_all_tensors_both_forms(spec):
     net, x = spec
     for form in ("derivative", "inverse-metric"):
-        _agree(net, x, list(derivable()), form, "numba")
+        if form == "derivative" or _conditioned(net, x):
+            _agree(net, x, list(derivable()), form, "numba")
 
 
 def _defined(act: str) -> list[str]:
@@ -101,6 +110,7 @@ def test_numba_matches_oracle_relu(spec, form):
     # a zero-variance input puts z on the kink: the oracle may still return numbers when a
     # vanishing factor (Θ = 0) skips the divergent blob, the kernels refuse (see engine docs)
     assume(np.all(net.C_b[0] + net.C_W[0] * (x * x).sum(1) / net.n0 > 1e-6))
+    assume(form == "derivative" or _conditioned(net, x))
     names = _defined("relu")
     assert {"K", "V", "A", "F"} <= set(names)
     _agree(net, x, names, form, "numba")
@@ -291,3 +301,12 @@ def test_cli_predict_backend_verbose(tmp_path, capsys):
     cap = capsys.readouterr()
     assert "layer 1 -> 2" in cap.err
     assert set(json.loads(cap.out)["tensors"]) == set(CFG["tensors"])
+
+
+def test_duplicate_inputs_refused_in_inverse_metric_form():
+    net = Network.create([2, 6, 5], "tanh", C_W=1.3, C_b=0.1)
+    x = np.array([[0.4, -0.2], [0.4, -0.2]])
+    _agree(net, x, ["K1"], "inverse-metric", "numba")  # both refuse: K restricted is singular
+    with pytest.raises(DegenerateKernelError, match="invertible"):
+        evaluate(net, x, ["K1"], form="inverse-metric", backend="numba")
+    _agree(net, x, ["K1", "V"], "derivative", "numba")  # the derivative form needs no inverse
