@@ -62,9 +62,11 @@ def _agree(net, x, names, form, backend):
         np.testing.assert_allclose(out[n], ref[n], rtol=TOL, atol=TOL * scale, err_msg=n)
 
 
-def _conditioned(net, x, limit=1e3) -> bool:
-    """K^(1) well conditioned: the inverse-metric form multiplies rounding by powers of K⁻¹, so
-    both paths agree only to ~1e-16·cond(K)² (near-duplicate inputs are its documented weak spot)."""
+def _conditioned(net, x, limit=20.0) -> bool:
+    """K^(1) well conditioned. The inverse-metric form contracts Hermite tables of size ~K⁻²
+    whose cancellations amplify the quadrature's own tolerance (1e-12) by ~cond(K)², and where a
+    pattern's stopping level flips between the paths (a rounding-level difference), they differ
+    by that much; near-duplicate inputs are the form's documented weak spot."""
     K = net.C_b[0] + net.C_W[0] * x @ x.T / net.n0
     w = np.linalg.eigvalsh(K)
     return w.min() > w.max() / limit
