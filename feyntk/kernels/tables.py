@@ -34,8 +34,8 @@ import sympy as sp
 
 from feyntk.errors import DegenerateKernelError
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
-from feyntk.numbers.gaussian import (ATOL, M_MAX, M_START, _EIG_TOL, check_kinks_at_zero_variance,
-                                     halfrange_rule, hermite_rule)
+from feyntk.numbers.gaussian import (ATOL, M_MAX, M_START, PRUNE, _EIG_TOL,
+                                     check_kinks_at_zero_variance, halfrange_rule, hermite_rule)
 from feyntk.spec.activation import Z, Activation
 
 RTOL = 1e-12
@@ -202,9 +202,9 @@ def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
         lines += [f"{I * 2}out[b, {j}] = acc{j}" for j in range(n)]
         return "\n".join(lines) + "\n"
     lines = [f"@numba.njit(nogil=True, cache=True, error_model='numpy')",
-             f"def {name}(L, x, w, m, P, lo, hi, out):",
-             f'{I}"""Tensor rule: z = L·u on the grid Π_j x[j, :m[j]] (first axis i0 in [lo, hi));'
-             f' {n} outputs."""',
+             f"def {name}(L, x, w, m, cut, P, lo, hi, out):",
+             f'{I}"""Tensor rule: z = L·u on the grid Π_j x[j, :m[j]] (first axis i0 in [lo, hi)),'
+             f' skipping subtrees whose weight cannot reach cut; {n} outputs."""',
              f"{I}for b in range(L.shape[0]):"]
     lines += [f"{I * 2}L_{s}_{j} = L[b, {s}, {j}]" for s in range(d) for j in range(d)]
     lines += [I * 2 + s for s in pload]
@@ -216,6 +216,8 @@ def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
         ind += I
         lines.append(f"{ind}u{j} = x[{j}, i{j}]")
         lines.append(f"{ind}w{j} = " + (f"w[0, i0]" if j == 0 else f"w{j - 1}*w[{j}, i{j}]"))
+        lines.append(f"{ind}if w{j} < cut[{j}]:")
+        lines.append(f"{ind}{I}continue")
         for s in range(d):
             prev = "" if j == 0 else f"t{s}_{j - 1} + "
             tgt = f"z{s}" if j == d - 1 else f"t{s}_{j}"
@@ -337,7 +339,9 @@ def _polar_nodes(L: np.ndarray, m: int):
 
 
 def _tensor_nodes(d: int, r: int, m: int):
-    """Per-direction nodes/weights padded to (d, M): the rule in r directions, 1 point else."""
+    """Per-direction nodes/weights padded to (d, M): the rule in r directions, 1 point else;
+    and the pruning cuts: a partial product w_0…w_j below cut[j] cannot reach PRUNE × the
+    largest node weight, so the kernel skips its subtree (the oracle's pruned rule exactly)."""
     x, w = hermite_rule(m) if r else (np.zeros(1), np.ones(1))
     M = len(x)
     X, W = np.zeros((d, M)), np.zeros((d, M))
@@ -347,7 +351,10 @@ def _tensor_nodes(d: int, r: int, m: int):
             X[j], W[j], cnt[j] = x, w, M
         else:
             W[j, 0] = 1.0
-    return X, W, cnt
+    wmax = W.max(axis=1)
+    rest = np.concatenate([np.cumprod(wmax[::-1])[::-1][1:], [1.0]])  # Π_{k>j} max W[k]
+    cut = PRUNE * wmax.prod() / rest
+    return X, W, cnt, cut
 
 
 THREADS = max(1, min(os.cpu_count() or 1, 8))
@@ -364,9 +371,9 @@ def _run_numba(kern, d, nout, L, P, rule, m, r, half=False):
         total = zs.shape[-1]
         call = lambda sl, lo, hi, out: kern(zs[sl], ws[sl], P[sl], lo, hi, out)
     else:
-        X, W, cnt = _tensor_nodes(d, r, m)
+        X, W, cnt, cut = _tensor_nodes(d, r, m)
         total = cnt[0] // 2 if half else cnt[0]  # half: i0 < m/2 meets each ±u pair once
-        call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, P[sl], lo, hi, out)
+        call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, cut, P[sl], lo, hi, out)
     out = np.zeros((B, nout))
     nodes = total if (rule == "polar" or d == 2) else total * int(cnt[1:].prod())
     scale = 2.0 if half else 1.0

@@ -141,3 +141,66 @@ def plot_sweep(sweep: Sweep, prediction: np.ndarray, index: tuple, ax=None, fit:
     ax.set_ylabel(f"{sweep.name}{list(index)}")
     ax.legend(fontsize=7)
     return ax
+
+
+@dataclass(frozen=True)
+class ResidualFit:
+    """How ``residual(n) = MC − (leading + tensor/n)`` falls with n, entry by entry.
+
+    ``y = n²·residual`` is fitted by ``Σ_k c_k / n^(k-1)`` over ``powers`` (k = 2: the 1/n²
+    law; k = 3 adds its 1/n³ correction). ``p`` is the goodness-of-fit p-value of that law;
+    ``slower_z`` is the z-score of an extra 1/n term in the residual (a law of 1/n would give
+    |slower_z| ≫ 1), i.e. of the intercept of ``y`` when it is fitted freely.
+    """
+
+    coefficients: np.ndarray  # (len(powers), ...)
+    chi2: np.ndarray
+    dof: int
+    p: np.ndarray
+    slower_z: np.ndarray
+
+
+def _wls(x: np.ndarray, y: np.ndarray, se: np.ndarray, powers: Sequence[int]):
+    """Weighted least squares of y on x**p (p in powers) for every trailing entry."""
+    X = np.stack([x**p for p in powers], axis=1)  # (W, k)
+    flat_y = y.reshape(len(x), -1)
+    flat_s = np.maximum(se.reshape(len(x), -1), 1e-300)
+    coef = np.empty((len(powers), flat_y.shape[1]))
+    cov_diag = np.empty_like(coef)
+    chi2 = np.empty(flat_y.shape[1])
+    for j in range(flat_y.shape[1]):
+        A = X / flat_s[:, j, None]
+        b = flat_y[:, j] / flat_s[:, j]
+        sol, *_ = np.linalg.lstsq(A, b, rcond=None)
+        coef[:, j] = sol
+        cov_diag[:, j] = np.diag(np.linalg.pinv(A.T @ A))
+        chi2[j] = float(np.sum((A @ sol - b) ** 2))
+    shape = y.shape[1:]
+    return (coef.reshape((len(powers),) + shape), np.sqrt(cov_diag).reshape((len(powers),) + shape),
+            chi2.reshape(shape))
+
+
+def residual_scaling(sweep: Sweep, tensor: np.ndarray, leading: np.ndarray | None = None, *,
+                     corrections: int | None = None) -> ResidualFit:
+    """Test that the residual after the 1/n term falls like 1/n² (MATH.md §5).
+
+    ``corrections``: 1/n³ terms allowed in the residual (default: 1 when the sweep has four or
+    more widths, else 0). Needs at least ``2 + corrections`` widths.
+    """
+    from scipy.stats import chi2 as chi2_dist
+
+    W = len(sweep.ns)
+    if corrections is None:
+        corrections = 1 if W >= 4 else 0
+    if W < 2 + corrections:
+        raise ValueError(f"residual_scaling needs at least {2 + corrections} widths, got {W}")
+    r, se = residuals(sweep, tensor, leading)
+    nb = sweep.ns.reshape((-1,) + (1,) * (r.ndim - 1))
+    y, sy = r * nb**2, se * nb**2
+    x = 1.0 / sweep.ns
+    law = tuple(range(corrections + 1))  # y = c0 + c1 x + ...: residual c0/n² + c1/n³ + ...
+    coef, _, chi2 = _wls(x, y, sy, law)
+    dof = W - len(law)
+    # the slower alternative: residual ∝ 1/n, i.e. y ∝ n (x^-1), fitted together with the law
+    coef_alt, se_alt, _ = _wls(x, y, sy, (-1,) + law)
+    return ResidualFit(coef, chi2, dof, chi2_dist.sf(chi2, dof), coef_alt[0] / se_alt[0])
