@@ -1,6 +1,7 @@
 """Predictions against Monte Carlo of real sampled networks (MATH.md §5).
 
-Each check samples networks at several widths with the width ratios fixed, extrapolates the
+Each check samples networks at several widths with the width ratios fixed (rounding to integer
+widths is undone by the theory, see ``width_sweep``), extrapolates the
 estimates with ``value(n) = T + c/n`` and compares T with the engine's prediction in units of its
 standard error. Every distinct tensor entry must lie within 3.5 se (3 se per entry with a
 margin for the ~10-40 entries tested jointly). Default runs are reduced but still resolve the
@@ -12,9 +13,12 @@ import numpy as np
 import pytest
 
 import feyntk
-from feyntk.validate.compare import agreement, extrapolate, residuals, width_sweep
+from scipy.stats import norm
+
+from feyntk.validate.compare import agreement, extrapolate, residual_scaling, width_sweep
 
 Z_MAX = 3.5
+P_MIN = 2 * norm.sf(Z_MAX)  # the same per-entry false-alarm rate for goodness-of-fit p-values
 
 
 def _distinct(a: np.ndarray) -> np.ndarray:
@@ -38,6 +42,10 @@ def _check(cfg, ns, samples, names, *, slope_of=None):
         keep = _distinct(p)
         report[name] = float(np.abs(a["z"].ravel()[keep]).max())
         assert report[name] < Z_MAX, (name, a["z"], fit.intercept, p)
+        # reduced residual check: with the prediction fixed, MC − (leading + T/n) ∝ 1/n² fits
+        if slope is None and name not in ("K", "Theta"):
+            res = residual_scaling(sweeps[name], p)
+            assert res.p.ravel()[keep].min() > P_MIN, (name, "residual", res.p)
         if slope is not None:
             zs = float(np.abs(a["z_slope"].ravel()[keep]).max())
             assert zs < Z_MAX, (name, "slope", a["z_slope"])
@@ -80,23 +88,22 @@ def test_all_tensors_slow(act, extra, depth):
 
 
 @pytest.mark.slow
-def test_residual_falls_like_one_over_n_squared():
-    """n·(MC − T/n) = n·cumulant − T must behave like c/n (residual of the statistic ∝ 1/n²):
-    a fit of that form is consistent with the data, a constant (residual ∝ 1/n) is not needed."""
-    cfg = {**TANH, "tensors": ["V", "F", "B"]}
-    ns = [16, 32, 64, 128]
+@pytest.mark.parametrize("names", [["V", "A", "B", "D", "F"], ["P", "Q", "R", "S", "T", "U"]])
+def test_residual_falls_like_one_over_n_squared(names):
+    """MC − T/n over n = 16..128 (20000 networks each): n²·residual = c + d/n fits every entry
+    (the 1/n² law with its 1/n³ correction), and an extra residual term ∝ 1/n is consistent
+    with zero. Needs width_sweep's rounding correction: widths rounded to integers move the
+    ratio n_1/n_2 by up to 3 % here, an O(1) shift of n·cumulant that alternated with n and
+    failed this check for B, F, S, T before it was subtracted (see compare.rounding_shift)."""
+    cfg = {**TANH, "tensors": names}
     pred = feyntk.predict(cfg)
-    sweeps = width_sweep(cfg, ns, samples=20000)
-    x = 1.0 / np.array(ns, dtype=float)
-    for name in ("V", "F", "B"):
+    sweeps = width_sweep(cfg, [16, 32, 64, 128], samples=20000)
+    for name in names:
         T = np.asarray(pred["tensors"][name]["value"])
-        r = sweeps[name].values - T  # n·residual, shape (len(ns), ...)
-        se = sweeps[name].ses
-        w = 1 / se**2
-        xb = x.reshape((-1,) + (1,) * T.ndim)
-        c = (w * r * xb).sum(0) / (w * xb**2).sum(0)
-        chi2 = (w * (r - c * xb) ** 2).sum(0) / (len(ns) - 1)
-        assert np.max(chi2[np.unravel_index(_distinct(T), T.shape)]) < 4.0, (name, chi2)
+        res = residual_scaling(sweeps[name], T, corrections=1)
+        keep = _distinct(T)
+        assert res.p.ravel()[keep].min() > P_MIN, (name, res.p)
+        assert np.abs(res.slower_z.ravel()[keep]).max() < Z_MAX, (name, res.slower_z)
 
 
 def test_ddntk_tanh_default():

@@ -35,7 +35,8 @@ import sympy as sp
 from feyntk.errors import DegenerateKernelError
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import (ATOL, M_MAX, M_START, PRUNE, _EIG_TOL,
-                                     check_kinks_at_zero_variance, halfrange_rule, hermite_rule)
+                                     check_kinks_at_zero_variance, direction_scales,
+                                     halfrange_rule, hermite_rule, node_counts)
 from feyntk.spec.activation import Z, Activation
 
 RTOL = 1e-12
@@ -338,17 +339,19 @@ def _polar_nodes(L: np.ndarray, m: int):
     return np.ascontiguousarray(z), np.ascontiguousarray(weights)
 
 
-def _tensor_nodes(d: int, r: int, m: int):
-    """Per-direction nodes/weights padded to (d, M): the rule in r directions, 1 point else;
-    and the pruning cuts: a partial product w_0…w_j below cut[j] cannot reach PRUNE × the
-    largest node weight, so the kernel skips its subtree (the oracle's pruned rule exactly)."""
-    x, w = hermite_rule(m) if r else (np.zeros(1), np.ones(1))
-    M = len(x)
+def _tensor_nodes(d: int, ms: tuple[int, ...]):
+    """Per-direction nodes/weights padded to (d, M): ms[j] nodes in the first len(ms)
+    directions (:func:`~feyntk.numbers.gaussian.node_counts`), 1 point else; and the pruning
+    cuts: a partial product w_0…w_j below cut[j] cannot reach PRUNE × the largest node weight,
+    so the kernel skips its subtree (the oracle's pruned rule exactly)."""
+    rules = [hermite_rule(m) for m in ms]
+    M = max([len(x) for x, _ in rules], default=1)
     X, W = np.zeros((d, M)), np.zeros((d, M))
     cnt = np.ones(d, dtype=np.int64)
     for j in range(d):
-        if j < r:
-            X[j], W[j], cnt[j] = x, w, M
+        if j < len(ms):
+            x, w = rules[j]
+            X[j, :len(x)], W[j, :len(x)], cnt[j] = x, w, len(x)
         else:
             W[j, 0] = 1.0
     wmax = W.max(axis=1)
@@ -361,7 +364,13 @@ THREADS = max(1, min(os.cpu_count() or 1, 8))
 """Threads the numba integrands run on (they release the GIL)."""
 
 
-def _run_numba(kern, d, nout, L, P, rule, m, r, half=False):
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """One worker pool for the process (starting threads per call cost ~25 % of a predict)."""
+    return ThreadPoolExecutor(THREADS, thread_name_prefix="feyntk-quadrature")
+
+
+def _run_numba(kern, d, nout, L, P, rule, m, scales, half=False):
     B = L.shape[0]
     if rule == "polar" or d == 2:
         if rule == "polar":
@@ -371,7 +380,7 @@ def _run_numba(kern, d, nout, L, P, rule, m, r, half=False):
         total = zs.shape[-1]
         call = lambda sl, lo, hi, out: kern(zs[sl], ws[sl], P[sl], lo, hi, out)
     else:
-        X, W, cnt, cut = _tensor_nodes(d, r, m)
+        X, W, cnt, cut = _tensor_nodes(d, node_counts(m, scales))
         total = cnt[0] // 2 if half else cnt[0]  # half: i0 < m/2 meets each ±u pair once
         call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, cut, P[sl], lo, hi, out)
     out = np.zeros((B, nout))
@@ -387,14 +396,13 @@ def _run_numba(kern, d, nout, L, P, rule, m, r, half=False):
         parts = [(slice(None), i * total // THREADS, (i + 1) * total // THREADS)
                  for i in range(THREADS)]
     outs = [np.zeros((B, nout)) if sl == slice(None) else out[sl] for sl, _, _ in parts]
-    with ThreadPoolExecutor(THREADS) as ex:
-        list(ex.map(lambda a: call(a[0][0], a[0][1], a[0][2], a[1]), zip(parts, outs)))
+    list(_pool().map(lambda a: call(a[0][0], a[0][1], a[0][2], a[1]), zip(parts, outs)))
     if B < THREADS:
         out = sum(outs)
     return scale * out
 
 
-def _run_jax(kern, d, nout, L, P, rule, m, r, half=False):
+def _run_jax(kern, d, nout, L, P, rule, m, scales, half=False):
     import jax.numpy as jnp
 
     B = L.shape[0]
@@ -408,11 +416,13 @@ def _run_jax(kern, d, nout, L, P, rule, m, r, half=False):
             zs, ws = np.zeros((pad, 2, 1)), np.ones((pad, 1))
         res = kern(jnp.asarray(zs), jnp.asarray(ws), jnp.asarray(Pp))
     else:
-        x, w = hermite_rule(m) if r else (np.zeros(1), np.ones(1))
-        xs = [jnp.asarray(x) if j < r else jnp.zeros(1) for j in range(d)]
-        wts = [jnp.asarray(w) if j < r else jnp.ones(1) for j in range(d)]
+        ms = node_counts(m, scales)
+        rules = [hermite_rule(mj) for mj in ms] + [(np.zeros(1), np.ones(1))] * (d - len(ms))
+        xs = [jnp.asarray(x) for x, _ in rules]
+        wts = [jnp.asarray(w) for _, w in rules]
         if half:
-            xs[0], wts[0] = xs[0][:len(x) // 2], wts[0][:len(x) // 2]
+            h = len(rules[0][0]) // 2
+            xs[0], wts[0] = xs[0][:h], wts[0][:h]
         res = kern(jnp.asarray(Lp), xs, wts, jnp.asarray(Pp))
     return np.array(res)[:B] * (2.0 if half else 1.0)
 
@@ -445,16 +455,24 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
     L, rank = _whiten(KS)
     run = _run_numba if backend == "numba" else _run_jax
     result = np.zeros((C, nout))
+    # subsets of one rank and one grid shape (direction scales) share a rule
+    scales = np.zeros((C, d))
     for r in np.unique(rank):
-        idx = np.nonzero(rank == r)[0]
-        rule, levels = _schedule(d, int(r))
+        sel = rank == r
+        scales[sel, :r] = direction_scales(L[sel][:, :, :r])
+    keys = np.concatenate([rank[:, None], scales], axis=1)
+    for key in np.unique(keys, axis=0):
+        idx = np.nonzero((keys == key).all(-1))[0]
+        r = int(key[0])
+        sc = tuple(key[1:1 + r])
+        rule, levels = _schedule(d, r)
         h = half and rule == "tensor" and r > 0
-        prev = run(kern, d, nout, L[idx], P[idx], rule, levels[0], int(r), h)
+        prev = run(kern, d, nout, L[idx], P[idx], rule, levels[0], sc, h)
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()
         active = np.arange(len(idx))
         for m in levels[1:]:
-            cur = run(kern, d, nout, L[idx[active]], P[idx[active]], rule, m, int(r), h)
+            cur = run(kern, d, nout, L[idx[active]], P[idx[active]], rule, m, sc, h)
             err = np.abs(cur - prev[active])
             ok = err <= ATOL + RTOL * np.abs(cur)
             for j, (o, wdt) in enumerate(zip(offs, widths)):

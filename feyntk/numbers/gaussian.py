@@ -6,8 +6,10 @@ Two methods, one result type :class:`Estimate` (value and an error estimate):
 
 * **Quadrature** (any f): K is factorised by its eigen-decomposition, directions with zero
   variance are dropped (so duplicate inputs, zero-norm inputs and rank-deficient Gram matrices
-  give the correct limit, never NaN), and a tensor-product Gauss–Hermite rule of m points per
-  remaining direction is applied. The rule is refined (m → 2m) until two successive results
+  give the correct limit, never NaN), and a tensor-product Gauss–Hermite rule is applied: m
+  points along the widest direction, fewer along narrower ones (∝ sqrt of the variance,
+  :func:`node_counts`), nodes of negligible weight pruned (:data:`PRUNE`); 2-d integrals use a
+  polar rule. The rule is refined (m → 2m) until two successive results
   agree to ``atol + rtol·|value|``; the error estimate is their difference. Smooth integrands
   converge exponentially; kinked ones (relu without its closed form) only algebraically, which
   the error estimate then shows.
@@ -21,6 +23,7 @@ samples at once: the workhorse of the infinite-width kernels.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,7 +54,7 @@ class Estimate:
     error: np.ndarray
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=256)
 def hermite_rule(m: int) -> tuple[np.ndarray, np.ndarray]:
     """Probabilists' Gauss–Hermite nodes and weights normalised to the standard normal."""
     x, w = hermegauss(m) if m <= 180 else roots_hermitenorm(m)
@@ -161,18 +164,43 @@ def _whiten(cov: np.ndarray) -> np.ndarray:
     return U[..., :, keep] * np.sqrt(w)[..., None, :]
 
 
-@functools.lru_cache(maxsize=16)
-def _tensor_rule(r: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Tensor Gauss–Hermite rule in r dimensions, pruned by :data:`PRUNE` (read-only arrays)."""
-    x, w = hermite_rule(m)
+def direction_scales(L: np.ndarray) -> np.ndarray:
+    """Relative scale of each whitened direction, ``sqrt(λ_j / λ_max)`` rounded *up* to a power
+    of √2 (so that batches share few grids); 0 for a zero direction. L: (B, d, r) → (B, r)."""
+    lam = np.einsum("bdr,bdr->br", L, L)
+    if lam.shape[-1] == 0:
+        return lam
+    s = np.sqrt(lam / np.maximum(lam.max(-1, keepdims=True), 1e-300))
+    with np.errstate(divide="ignore"):
+        q = 2.0 ** (np.ceil(2 * np.log2(np.maximum(s, 2.0**-30)) - 1e-9) / 2)
+    return np.where(s > 0, np.minimum(q, 1.0), 0.0)
+
+
+def node_counts(m: int, scales) -> tuple[int, ...]:
+    """Nodes per direction at level m: ``m·scale`` rounded up to an even count (at least 2).
+
+    An analytic integrand varies along direction j on the scale sqrt(λ_j), and the Gauss–Hermite
+    error falls like exp(−c·sqrt(m)·δ/sqrt(λ_j)) for a singularity at distance δ, so m_j ∝ λ_j
+    would do; m_j ∝ sqrt(λ_j) is the conservative choice. Every m_j grows with m, so the
+    adaptive refinement (two levels agree) watches every direction.
+    """
+    return tuple(max(2, 2 * int(math.ceil(m * float(q) / 2 - 1e-9))) for q in scales)
+
+
+@functools.lru_cache(maxsize=64)
+def _tensor_rule(ms: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor Gauss–Hermite rule with ms[j] nodes along direction j, pruned by :data:`PRUNE`
+    (nodes (r, P) and weights (P,), read-only)."""
+    r = len(ms)
     if r == 0:
         return np.zeros((0, 1)), np.ones(1)
-    grids = np.meshgrid(*([x] * r), indexing="ij")
-    wgrids = np.meshgrid(*([w] * r), indexing="ij")
+    rules = [hermite_rule(m) for m in ms]
+    grids = np.meshgrid(*[x for x, _ in rules], indexing="ij")
+    wgrids = np.meshgrid(*[w for _, w in rules], indexing="ij")
     weights = wgrids[0].ravel().copy()
     for g in wgrids[1:]:
         weights *= g.ravel()  # left to right, as the generated kernels multiply
-    keep = weights >= PRUNE * w.max() ** r
+    keep = weights >= PRUNE * np.prod([w.max() for _, w in rules])
     nodes = np.stack([g.ravel()[keep] for g in grids])  # (r, P)
     weights = weights[keep]
     nodes.flags.writeable = weights.flags.writeable = False
@@ -180,10 +208,24 @@ def _tensor_rule(r: int, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _apply_rule(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
-    nodes, weights = _tensor_rule(L.shape[-1], m)
-    z = L @ nodes  # (B, d, P)
-    vals = np.asarray(f(z), dtype=float)
-    return vals @ weights
+    """Anisotropic tensor rule (:func:`node_counts`) for each batch element, grouped by grid."""
+    if L.shape[-1] <= 1:
+        nodes, weights = _tensor_rule((m,) * L.shape[-1])
+        return np.asarray(f(L @ nodes), dtype=float) @ weights
+    ms = [node_counts(m, q) for q in direction_scales(L)]
+    groups: dict[tuple, list[int]] = {}
+    for b, key in enumerate(ms):
+        groups.setdefault(key, []).append(b)
+    out = None
+    for key, idx in groups.items():
+        nodes, weights = _tensor_rule(key)
+        vals = np.asarray(f(L[idx] @ nodes), dtype=float) @ weights
+        if len(groups) == 1:
+            return vals
+        if out is None:
+            out = np.empty((L.shape[0],) + vals.shape[1:])
+        out[idx] = vals
+    return out
 
 
 def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,

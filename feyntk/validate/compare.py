@@ -32,12 +32,15 @@ class Sweep:
         name: tensor name.
         ns: the widths n.
         values, ses: arrays ``(len(ns), *shape)`` of estimates and standard errors.
+        shift: what was subtracted from the raw estimates to undo the rounding of the hidden
+            widths to integers (see :func:`width_sweep`); zeros where the ratios were exact.
     """
 
     name: str
     ns: np.ndarray
     values: np.ndarray
     ses: np.ndarray
+    shift: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -59,25 +62,62 @@ def scaled_widths(widths: Sequence[int], layer: int, n: int) -> list[int]:
     return [widths[0]] + [max(2, int(round(w * n / base))) for w in widths[1:]]
 
 
+def _exact(widths: Sequence[int], layer: int, n: int) -> bool:
+    base = widths[layer - 1] if layer > 1 else None
+    return base is None or all(w * n % base == 0 for w in widths[1:layer])
+
+
+def rounding_shift(config: Mapping[str, Any], widths: Sequence[int], n: float) -> dict:
+    """Theory's change of each sampled quantity between ``widths`` (rounded) and the config's
+    own width ratios: ``T(widths) − T(config)`` for a 1/n tensor (the sampler reports
+    n·cumulant), ``(K¹(widths) − K¹(config))/n`` for K (Θ¹ for Θ). Rounding n_ℓ·n/n_{l-1} to an
+    integer changes the ratios n_ℓ/n_{ℓ-1} that the 1/n tensors depend on by up to ~1/n_ℓ,
+    an O(1) change of n·cumulant that a fit in 1/n cannot absorb."""
+    from feyntk.api import predict
+
+    req = parse_request(config)
+    first = {"K": "K1", "Theta": "Theta1"}
+    need = sorted({first.get(t, t) for t in req.tensors})
+    cfg = {**dict(config), "tensors": need}
+    new = predict({**cfg, "widths": list(widths)})["tensors"]
+    ref = predict(cfg)["tensors"]
+    out = {}
+    for t in req.tensors:
+        d = np.asarray(new[first.get(t, t)]["value"]) - np.asarray(ref[first.get(t, t)]["value"])
+        out[t] = d / n if t in first else d
+    return out
+
+
 def width_sweep(config: Mapping[str, Any], ns: Sequence[int], *, samples: int | None = None,
-                seed: int = 0, progress: bool = False, **options) -> dict[str, Sweep]:
-    """Sample the config's tensors at each expansion width in ``ns`` (ratios fixed)."""
+                seed: int = 0, progress: bool = False, exact_ratios: bool = True,
+                **options) -> dict[str, Sweep]:
+    """Sample the config's tensors at each expansion width in ``ns`` (ratios fixed).
+
+    Hidden widths are scaled by n/n_{layer-1} and rounded to integers. With ``exact_ratios``
+    (default), where rounding changed a ratio n_ℓ/n_{ℓ-1} below the layer, the theory's
+    :func:`rounding_shift` is subtracted from the estimates (recorded in ``Sweep.shift``), so
+    that every width measures the config's own ratios; choose ns that scale the widths exactly
+    to avoid it.
+    """
     from feyntk.api import sample
 
     req = parse_request(config)
-    per_width = []
+    per_width, shifts = [], []
     for k, n in enumerate(ns):
-        cfg = {**dict(config), "widths": scaled_widths(req.network.widths, req.layer, n),
-               "seed": seed + 1000 * k}
+        widths = scaled_widths(req.network.widths, req.layer, n)
+        cfg = {**dict(config), "widths": widths, "seed": seed + 1000 * k}
         if samples is not None:
             cfg["samples"] = samples
         per_width.append(sample(cfg, progress=progress, **options))
+        exact = not exact_ratios or _exact(req.network.widths, req.layer, n)
+        shifts.append(None if exact else rounding_shift(config, widths, per_width[-1]["n"]))
     out = {}
     for name in req.tensors:
         vals = np.stack([np.asarray(r["tensors"][name]["value"]) for r in per_width])
         ses = np.stack([np.asarray(r["tensors"][name]["se"]) for r in per_width])
+        shift = np.stack([np.zeros(vals.shape[1:]) if sh is None else sh[name] for sh in shifts])
         ns_eff = np.array([r["n"] for r in per_width], dtype=float)
-        out[name] = Sweep(name, ns_eff, vals, ses)
+        out[name] = Sweep(name, ns_eff, vals - shift, ses, shift)
     return out
 
 
