@@ -166,7 +166,7 @@ def _cmd_compare(args) -> int:
     t0 = time.perf_counter()
     pred = predict(cfg)
     t1 = time.perf_counter()
-    sweeps = width_sweep(cfg, ns, samples=args.samples, seed=args.seed or 0,
+    sweeps = width_sweep(cfg, ns, samples=args.samples, seed=args.seed,
                          progress=not args.quiet)
     t2 = time.perf_counter()
     fits = {k: extrapolate(v) for k, v in sweeps.items()} if len(ns) > 1 else {}

@@ -1,12 +1,22 @@
 """Predictions against Monte Carlo of real sampled networks (MATH.md §5).
 
 Each check samples networks at several widths with the width ratios fixed (rounding to integer
-widths is undone by the theory, see ``width_sweep``), extrapolates the
-estimates with ``value(n) = T + c/n`` and compares T with the engine's prediction in units of its
-standard error. Every distinct tensor entry must lie within 3.5 se (3 se per entry with a
-margin for the ~10-40 entries tested jointly). Default runs are reduced but still resolve the
-1/n effects; the ``slow`` ones use more widths and networks and also check that the residual
-``MC − (leading + 1/n term)`` falls like 1/n².
+widths is undone by the theory, see ``width_sweep``), extrapolates the estimates with
+``value(n) = T + c/n`` (slow checks, four widths: ``+ d/n²`` as well) and compares T with the
+engine's prediction in units of its standard error.
+
+Thresholds are family-wise: the distinct entries of one tensor are tested jointly with a false
+alarm rate ``ALPHA`` per tensor (Bonferroni), i.e. |z| < ``z_max(m)`` for m distinct entries
+(3.3σ for one entry, 3.9σ for 10, 4.2σ for 36) and goodness-of-fit p > ALPHA/m. A fixed
+per-entry 3.5σ raised false alarms on the 36-entry tensors of three inputs (checked with 3×
+more networks and five widths: all consistent). Default runs are reduced but still resolve the
+1/n effects; the ``slow`` ones use four widths and also check that the residual
+``MC − (leading + 1/n term)`` falls like 1/n² allowing for its 1/n³ correction.
+
+Why the slow checks fit ``d/n²``: for ddNTK tensors of deep networks the 1/n³ part of the
+residual is large at n = 16. For U at depth 4 (gelu), 4 × 20000 networks at n = 16…256 put the
+linear-fit intercept 5–10σ below the theory over n = 16…64 and still 4–8σ over 32…256, while
+the fit with d/n² agreed (|z| < 2.4) and the residual fitted c/n² + d/n³ (p > 0.03).
 """
 
 import numpy as np
@@ -17,8 +27,15 @@ from scipy.stats import norm
 
 from feyntk.validate.compare import agreement, extrapolate, residual_scaling, width_sweep
 
-Z_MAX = 3.5
-P_MIN = 2 * norm.sf(Z_MAX)  # the same per-entry false-alarm rate for goodness-of-fit p-values
+ALPHA = 1e-3
+"""False-alarm rate per tensor (all its distinct entries together)."""
+
+SLOW_NS = [16, 32, 64, 128]
+
+
+def z_max(m: int) -> float:
+    """|z| bound for m jointly tested entries at the family-wise rate ALPHA (two-sided)."""
+    return float(norm.isf(ALPHA / (2 * m)))
 
 
 def _distinct(a: np.ndarray) -> np.ndarray:
@@ -29,26 +46,32 @@ def _distinct(a: np.ndarray) -> np.ndarray:
 
 
 def _check(cfg, ns, samples, names, *, slope_of=None):
+    """Predict, sample at widths ``ns`` and compare every tensor in ``names``; four or more
+    widths fit the 1/n³ part of the residual too (see the module docstring)."""
+    order = 2 if len(ns) >= 4 else 1
     pred = feyntk.predict({**cfg, "tensors": sorted(set(names) | set((slope_of or {}).values()))})
     sweeps = width_sweep({**cfg, "tensors": list(names)}, ns, samples=samples)
     report = {}
     for name in names:
-        fit = extrapolate(sweeps[name])
+        fit = extrapolate(sweeps[name], order=order)
         p = np.asarray(pred["tensors"][name]["value"])
         slope = None
         if slope_of and name in slope_of:
             slope = np.asarray(pred["tensors"][slope_of[name]]["value"])
         a = agreement(p, fit, slope_prediction=slope)
         keep = _distinct(p)
+        bound = z_max(len(keep))
         report[name] = float(np.abs(a["z"].ravel()[keep]).max())
-        assert report[name] < Z_MAX, (name, a["z"], fit.intercept, p)
-        # reduced residual check: with the prediction fixed, MC − (leading + T/n) ∝ 1/n² fits
+        assert report[name] < bound, (name, bound, a["z"], fit.intercept, p)
+        # residual check: with the prediction fixed, MC − (leading + T/n) ∝ 1/n² fits
         if slope is None and name not in ("K", "Theta"):
-            res = residual_scaling(sweeps[name], p)
-            assert res.p.ravel()[keep].min() > P_MIN, (name, "residual", res.p)
+            res = residual_scaling(sweeps[name], p, corrections=order - 1)
+            assert res.p.ravel()[keep].min() > ALPHA / len(keep), (name, "residual", res.p)
+            if order > 1:
+                assert np.abs(res.slower_z.ravel()[keep]).max() < bound, (name, res.slower_z)
         if slope is not None:
             zs = float(np.abs(a["z_slope"].ravel()[keep]).max())
-            assert zs < Z_MAX, (name, "slope", a["z_slope"])
+            assert zs < bound, (name, "slope", a["z_slope"])
     return report, sweeps, pred
 
 
@@ -84,7 +107,7 @@ def test_all_tensors_slow(act, extra, depth):
                                                               else 2],
            "layer": depth, "seed": 100 + depth, **extra}
     names = ["K", "Theta", "V", "A", "B", "D", "F"]
-    _check(cfg, [16, 32, 64], 6000, names, slope_of={"K": "K1", "Theta": "Theta1"})
+    _check(cfg, SLOW_NS, 6000, names, slope_of={"K": "K1", "Theta": "Theta1"})
 
 
 @pytest.mark.slow
@@ -102,8 +125,8 @@ def test_residual_falls_like_one_over_n_squared(names):
         T = np.asarray(pred["tensors"][name]["value"])
         res = residual_scaling(sweeps[name], T, corrections=1)
         keep = _distinct(T)
-        assert res.p.ravel()[keep].min() > P_MIN, (name, res.p)
-        assert np.abs(res.slower_z.ravel()[keep]).max() < Z_MAX, (name, res.slower_z)
+        assert res.p.ravel()[keep].min() > ALPHA / len(keep), (name, res.p)
+        assert np.abs(res.slower_z.ravel()[keep]).max() < z_max(len(keep)), (name, res.slower_z)
 
 
 def test_ddntk_tanh_default():
@@ -130,7 +153,7 @@ def test_published_misprint_decided_by_monte_carlo(name):
     pred = np.asarray(feyntk.predict(cfg)["tensors"][name]["value"])
     np.testing.assert_allclose(pred, TP.oracle(name, lower, o), rtol=1e-9, atol=1e-12)
     fit = extrapolate(width_sweep(cfg, [16, 32], samples=2000)[name])
-    assert np.abs(agreement(pred, fit)["z"]).max() < Z_MAX
+    assert np.abs(agreement(pred, fit)["z"]).max() < z_max(len(_distinct(pred)))
     assert np.abs(agreement(printed, fit)["z"]).max() > 6
 
 
@@ -143,7 +166,7 @@ def test_ddntk_slow(act, depth):
            "C_b": [0.1, 0.0, 0.2, 0.1][:depth], "lambda_W": [1.0, 0.6, 1.4, 1.0][:depth],
            "lambda_b": [0.2, 0.1, 0.0, 0.3][:depth], "inputs": [[1.0, 0.3], [-0.4, 0.9]],
            "layer": depth, "seed": 300 + depth}
-    _check(cfg, [16, 32, 64], 6000, ["P", "Q", "R", "S", "T", "U"])
+    _check(cfg, SLOW_NS, 6000, ["P", "Q", "R", "S", "T", "U"])
 
 
 SOFTPLUS = {"widths": [2, 20, 30, 24], "C_W": 1.8, "C_b": 0.1, "lambda_W": 1.0,
@@ -162,4 +185,4 @@ def test_smooth_family_default():
 @pytest.mark.parametrize("beta", [2, 8])
 def test_smooth_family_slow(beta):
     cfg = {**SOFTPLUS, "activation": {"name": "softplus", "beta": beta}}
-    _check(cfg, [16, 32, 64], 6000, ["V", "A", "B", "D", "F", "P", "Q", "R", "S", "T", "U"])
+    _check(cfg, SLOW_NS, 6000, ["V", "A", "B", "D", "F", "P", "Q", "R", "S", "T", "U"])

@@ -45,7 +45,7 @@ class Sweep:
 
 @dataclass(frozen=True)
 class Fit:
-    """Weighted least-squares fit ``value(n) = intercept + slope / n`` for every entry."""
+    """Weighted least-squares fit ``value(n) = intercept + slope / n (+ …)`` for every entry."""
 
     intercept: np.ndarray
     intercept_se: np.ndarray
@@ -89,7 +89,7 @@ def rounding_shift(config: Mapping[str, Any], widths: Sequence[int], n: float) -
 
 
 def width_sweep(config: Mapping[str, Any], ns: Sequence[int], *, samples: int | None = None,
-                seed: int = 0, progress: bool = False, exact_ratios: bool = True,
+                seed: int | None = None, progress: bool = False, exact_ratios: bool = True,
                 **options) -> dict[str, Sweep]:
     """Sample the config's tensors at each expansion width in ``ns`` (ratios fixed).
 
@@ -97,11 +97,14 @@ def width_sweep(config: Mapping[str, Any], ns: Sequence[int], *, samples: int | 
     (default), where rounding changed a ratio n_ℓ/n_{ℓ-1} below the layer, the theory's
     :func:`rounding_shift` is subtracted from the estimates (recorded in ``Sweep.shift``), so
     that every width measures the config's own ratios; choose ns that scale the widths exactly
-    to avoid it.
+    to avoid it. Width k is sampled with seed ``seed + 1000·k``; ``seed`` defaults to the
+    config's own ``"seed"`` (0 if it has none).
     """
     from feyntk.api import sample
 
     req = parse_request(config)
+    if seed is None:
+        seed = int(config.get("seed") or 0)
     per_width, shifts = [], []
     for k, n in enumerate(ns):
         widths = scaled_widths(req.network.widths, req.layer, n)
@@ -121,21 +124,20 @@ def width_sweep(config: Mapping[str, Any], ns: Sequence[int], *, samples: int | 
     return out
 
 
-def extrapolate(sweep: Sweep) -> Fit:
-    """Fit ``value = T + c/n`` per entry (weights 1/se²); needs at least two widths."""
-    x = 1.0 / sweep.ns
-    w = 1.0 / np.maximum(sweep.ses, 1e-300) ** 2  # (W, ...)
-    shape = sweep.values.shape[1:]
-    xb = x.reshape((-1,) + (1,) * len(shape))
-    S, Sx, Sxx = w.sum(0), (w * xb).sum(0), (w * xb**2).sum(0)
-    Sy, Sxy = (w * sweep.values).sum(0), (w * xb * sweep.values).sum(0)
-    det = S * Sxx - Sx**2
-    T = (Sxx * Sy - Sx * Sxy) / det
-    c = (S * Sxy - Sx * Sy) / det
-    resid = sweep.values - (T + c * xb)
-    dof = max(len(x) - 2, 1)
-    chi2 = (w * resid**2).sum(0) / dof
-    return Fit(T, np.sqrt(Sxx / det), c, np.sqrt(S / det), chi2)
+def extrapolate(sweep: Sweep, order: int = 1) -> Fit:
+    """Fit ``value = T + c/n (+ d/n² + …)`` per entry (weights 1/se²).
+
+    ``order`` is the number of 1/n powers: 1 (default) fits the leading law and needs two
+    widths; 2 also absorbs the 1/n³ part of the residual (``d/n²`` in the sampler's n·cumulant),
+    which matters where it is large at the smallest width (deep networks, ddNTK tensors), at
+    the price of a wider intercept error; it needs three widths (four to leave a dof).
+    """
+    if order < 1 or len(sweep.ns) < order + 1:
+        raise ValueError(f"extrapolate(order={order}) needs order >= 1 and at least {order + 1} "
+                         f"widths, got {len(sweep.ns)}")
+    coef, se, chi2 = _wls(1.0 / sweep.ns, sweep.values, sweep.ses, tuple(range(order + 1)))
+    dof = max(len(sweep.ns) - order - 1, 1)
+    return Fit(coef[0], se[0], coef[1], se[1], chi2 / dof)
 
 
 def agreement(prediction: np.ndarray, fit: Fit, *, slope_prediction=None) -> dict[str, Any]:
@@ -204,7 +206,7 @@ def _wls(x: np.ndarray, y: np.ndarray, se: np.ndarray, powers: Sequence[int]):
     """Weighted least squares of y on x**p (p in powers) for every trailing entry."""
     X = np.stack([x**p for p in powers], axis=1)  # (W, k)
     flat_y = y.reshape(len(x), -1)
-    flat_s = np.maximum(se.reshape(len(x), -1), 1e-300)
+    flat_s = np.maximum(se.reshape(len(x), -1), 1e-150)  # 1/se² must not overflow
     coef = np.empty((len(powers), flat_y.shape[1]))
     cov_diag = np.empty_like(coef)
     chi2 = np.empty(flat_y.shape[1])
