@@ -49,6 +49,39 @@ def test_isserlis_moments_in_up_to_four_dimensions(d):
         assert est.value == pytest.approx(exact, rel=1e-11, abs=1e-12)
 
 
+# K over 4 of 8 inputs in 3 dimensions, layer 2 of a tanh network: one thin direction
+# (λ_min/λ_max ≈ 1/4000), as in every 4-sample blob of a deep network on low-dimensional inputs
+THIN_K = np.array([[0.39429449, -0.35135151, 0.38968730, -0.29398006],
+                   [-0.35135151, 0.39429449, -0.37045353, 0.23233713],
+                   [0.38968730, -0.37045353, 0.39429449, -0.26404428],
+                   [-0.29398006, 0.23233713, -0.26404428, 0.39429449]])
+
+
+def test_anisotropic_grid_resolves_thin_directions():
+    """The anisotropic tensor rule (fewer nodes along directions of small variance) is as
+    accurate as the isotropic rule with the same m, for a derivative integrand of tanh on a
+    covariance with a thin direction (reference: isotropic, m = 64). A thin direction once kept
+    2 nodes at every level: an error the refinement could not see."""
+    from feyntk.numbers.gaussian import _apply_rule, _tensor_rule, _whiten
+
+    def f(z):  # z: (..., 4, P) -> (..., 2, P)
+        t = np.tanh(z)
+        d1 = 1 - t**2
+        t0, t1, t2, t3 = (np.take(t, k, axis=-2) for k in range(4))
+        d0, e1, e2, e3 = (np.take(d1, k, axis=-2) for k in range(4))
+        return np.stack([(-2 * t0 * d0) * t1 * e2 * (-2 * e3 * (1 - 3 * t3**2)),
+                         d0 * e1 * (-2 * t2 * e2) * (-2 * t3 * e3)], axis=-2)
+
+    L = _whiten(THIN_K[None])
+    nodes, weights = _tensor_rule((64,) * 4)
+    ref = f(L[0] @ nodes) @ weights
+    for m in (32, 48):
+        nodes, weights = _tensor_rule((m,) * 4)
+        iso_err = np.abs(f(L[0] @ nodes) @ weights - ref).max()
+        aniso_err = np.abs(_apply_rule(f, L, m)[0] - ref).max()
+        assert aniso_err <= 1.1 * iso_err + 1e-13, (m, aniso_err, iso_err)
+
+
 def test_singular_covariances_give_limits_not_nan():
     # duplicate sample: rank 1; zero-variance sample: deterministic 0
     K = np.array([[1.3, 1.3, 0.0], [1.3, 1.3, 0.0], [0.0, 0.0, 0.0]])
