@@ -146,8 +146,9 @@ def test_numba_matches_oracle_three_inputs(act, form):
 
 
 # -- the quadrature is the oracle's -----------------------------------------------------------
-@pytest.mark.parametrize("d", [1, 2, 3, 4])
-def test_integrals_reproduce_expect(d):
+@pytest.mark.parametrize("d,backend", [(1, "numba"), (2, "numba"), (3, "numba"), (4, "numba"),
+                                       (2, "jax"), (3, "jax"), (4, "jax")])
+def test_integrals_reproduce_expect(d, backend):
     act = get_activation("softplus")
     rng = np.random.default_rng(d)
     A = rng.normal(size=(d + 1, d + 1))
@@ -158,10 +159,10 @@ def test_integrals_reproduce_expect(d):
     from feyntk.kernels.module import _HEADER
     from feyntk.kernels.tables import integrand_source
 
-    src = _HEADER["numba"] + "\n\n" + integrand_source(act, d, reqs, "numba", "kern")
-    mod = load_module(f"test_integrand_{d}_{abs(hash(src))}", src)
+    src = _HEADER[backend] + "\n\n" + integrand_source(act, d, reqs, backend, "kern")
+    mod = load_module(f"test_integrand_{backend}_{d}_{abs(hash(src))}", src)
     subsets = np.array([c for c in itertools.combinations(range(d + 1), d)][:2])
-    got = integrals(act, K, d, reqs, mod.kern, "numba", subsets=subsets)
+    got = integrals(act, K, d, reqs, mod.kern, backend, subsets=subsets)
     for b, S in enumerate(subsets):
         KS = K[np.ix_(S, S)]
         f = lambda z: np.prod([act.numpy(k)(z[:, s]) for k, s in lp], axis=0)

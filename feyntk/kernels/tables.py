@@ -417,7 +417,13 @@ def _run_jax(kern, d, nout, L, P, rule, m, scales, half=False):
         res = kern(jnp.asarray(zs), jnp.asarray(ws), jnp.asarray(Pp))
     else:
         ms = node_counts(m, scales)
-        rules = [hermite_rule(mj) for mj in ms] + [(np.zeros(1), np.ones(1))] * (d - len(ms))
+        # every direction padded symmetrically (the half grid still pairs ±u) to max(ms) nodes
+        # of weight 0: one grid shape per level, so XLA compiles once per (d, m, batch bucket)
+        # instead of once per anisotropic shape
+        M = max(ms)
+        rules = [hermite_rule(mj) for mj in ms]
+        rules = [(np.pad(x, (M - len(x)) // 2), np.pad(w, (M - len(w)) // 2)) for x, w in rules]
+        rules += [(np.zeros(1), np.ones(1))] * (d - len(ms))
         xs = [jnp.asarray(x) for x, _ in rules]
         wts = [jnp.asarray(w) for _, w in rules]
         if half:
