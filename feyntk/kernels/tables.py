@@ -453,6 +453,7 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
     C = len(S)
     offs, widths = layout(d, reqs)
     nout = sum(widths)
+    colreq = np.repeat(np.arange(len(reqs)), widths)  # request of each output column
     needed = reqs if needed is None else needed
     ok = _check(act, S, KS, needed)
     P = np.zeros((C, d, d))
@@ -479,15 +480,11 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         active = np.arange(len(idx))
         for m in levels[1:]:
             cur = run(kern, d, nout, L[idx[active]], P[idx[active]], rule, m, sc, h)
-            err = np.abs(cur - prev[active])
-            ok = err <= ATOL + RTOL * np.abs(cur)
-            for j, (o, wdt) in enumerate(zip(offs, widths)):
-                conv = ok[:, o:o + wdt].all(-1)
-                rows = active[~done[active, j]]
-                cols = slice(o, o + wdt)
-                # unconverged patterns follow the latest level; converged ones are frozen
-                val[rows, cols] = cur[~done[active, j]][:, cols]
-                done[active, j] |= conv
+            ok = np.abs(cur - prev[active]) <= ATOL + RTOL * np.abs(cur)
+            was = done[active]
+            # unconverged requests follow the latest level; converged ones are frozen
+            val[active] = np.where(was[:, colreq], val[active], cur)
+            done[active] = was | np.logical_and.reduceat(ok, offs, axis=1)
             prev[active] = cur
             active = active[~done[active].all(-1)]
             if not len(active):

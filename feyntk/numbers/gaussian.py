@@ -166,14 +166,16 @@ def _whiten(cov: np.ndarray) -> np.ndarray:
 
 def direction_scales(L: np.ndarray) -> np.ndarray:
     """Relative scale of each whitened direction, ``sqrt(λ_j / λ_max)`` rounded *up* to a power
-    of √2 (so that batches share few grids); 0 for a zero direction. L: (B, d, r) → (B, r)."""
+    of √2 and at least 1/8 (so that batches share few grids); 0 for a zero direction.
+    L: (B, d, r) → (B, r)."""
     lam = np.einsum("bdr,bdr->br", L, L)
     if lam.shape[-1] == 0:
         return lam
     s = np.sqrt(lam / np.maximum(lam.max(-1, keepdims=True), 1e-300))
     with np.errstate(divide="ignore"):
         q = 2.0 ** (np.ceil(2 * np.log2(np.maximum(s, 2.0**-30)) - 1e-9) / 2)
-    return np.where(s > 0, np.minimum(q, 1.0), 0.0)
+    # below 1/8 the node counts are set by the floor m/8 (node_counts): one key for all of them
+    return np.where(s > 0, np.clip(q, 0.125, 1.0), 0.0)
 
 
 def node_counts(m: int, scales) -> tuple[int, ...]:
