@@ -13,13 +13,15 @@ n = n_{layer-1}. ``sample`` adds ``"se"`` (Monte Carlo standard error), ``"sampl
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
 
 from feyntk.diagrams.fields import CORRELATORS
-from feyntk.errors import NotAvailableError, SpecError
+from feyntk.errors import NotAvailableError, QuadratureWarning, SpecError
 from feyntk.numbers.evaluate import evaluate
+from feyntk.numbers.gaussian import QUAD_WARN, RTOL, QuadratureReport
 from feyntk.spec.config import Request, parse_request
 
 
@@ -43,6 +45,12 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
         max_memory_bytes: refuse (before allocating) requests whose layer states and tables
             would not fit.
         verbose: print the wall time of every layer step to stderr.
+
+    The result also holds ``"quadrature"``: the Gaussian integrals that reached the largest
+    rule before the tolerance (``capped_integrals``) and a conservative estimate of their
+    largest relative error (``max_rel_error_estimate``, per integral, conservative); above
+    :data:`~feyntk.numbers.gaussian.QUAD_WARN` a
+    :class:`~feyntk.errors.QuadratureWarning` is emitted.
     """
     from feyntk.kernels.engine import evaluate as evaluate_kernels
 
@@ -53,11 +61,21 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
             f"predict cannot evaluate {missing} yet: the diagram engine derives "
             f"{list(derivable())}. `feyntk sample` estimates every tensor from real sampled "
             "networks.")
+    report = QuadratureReport()
     values = evaluate_kernels(req.network, req.inputs, req.tensors, req.layer, form=form,
                               backend=backend, max_memory_bytes=max_memory_bytes,
-                              verbose=verbose)
+                              verbose=verbose, report=report)
+    if report.max_rel_error > QUAD_WARN:
+        warnings.warn(QuadratureWarning(
+            f"{report.capped} Gaussian integrals stopped at the largest quadrature rule before "
+            f"reaching rtol = {RTOL:g}; estimated relative error up to "
+            f"{report.max_rel_error:.1e} ({report.worst}; a conservative per-integral bound, "
+            "the tensors are usually far more accurate). Slow convergence is typical for "
+            "σ with poles near the real axis (tanh) at large K over 3-4 distinct inputs. "
+            'Details in result["quadrature"].'), stacklevel=2)
     return {"n": req.n, "layer": req.layer,
-            "tensors": {t: {"value": values[t]} for t in req.tensors}}
+            "tensors": {t: {"value": values[t]} for t in req.tensors},
+            "quadrature": report.summary()}
 
 
 def sample(config: Mapping[str, Any] | Request, *, samples: int | None = None,

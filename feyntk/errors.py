@@ -29,3 +29,8 @@ class NotAvailableError(FeyntkError):
 
 class MemoryBudgetError(FeyntkError):
     """A request whose memory would exceed the allowed budget (raised before allocating)."""
+
+
+class QuadratureWarning(RuntimeWarning):
+    """Gaussian integrals that stopped at the largest quadrature rule before reaching the
+    tolerance; the estimated error is reported (``predict(...)["quadrature"]``)."""

@@ -313,3 +313,27 @@ def test_duplicate_inputs_refused_in_inverse_metric_form():
     with pytest.raises(DegenerateKernelError, match="invertible"):
         evaluate(net, x, ["K1"], form="inverse-metric", backend="numba")
     _agree(net, x, ["K1", "V"], "derivative", "numba")  # the derivative form needs no inverse
+
+
+def test_predict_reports_capped_quadrature_and_warns(monkeypatch):
+    """predict() returns the quadrature report of either backend (3-sample integrals at K ~ 3
+    stop at m = 128) and warns once its estimate exceeds QUAD_WARN."""
+    import warnings
+
+    import feyntk.api
+    from feyntk.errors import QuadratureWarning
+
+    cfg = {"widths": [3, 8, 8, 8], "activation": "tanh", "C_W": 3.0, "C_b": 0.0,
+           "lambda_W": 1.0, "lambda_b": 0.0, "tensors": ["V"],
+           "inputs": [[1.0, 0.2, -0.3], [0.4, 1.1, 0.2], [-0.5, 0.3, 0.9]]}
+    for backend in ("numba", "numpy"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", QuadratureWarning)  # estimate ~1e-11: no warning
+            q = feyntk.predict(cfg, backend=backend)["quadrature"]
+        assert q["capped_integrals"] > 0 and q["worst"] == "3-sample, m = 128"
+        assert 0 < q["max_rel_error_estimate"] < 1e-8 and q["rtol"] == 1e-12
+    monkeypatch.setattr(feyntk.api, "QUAD_WARN", 0.0)
+    with pytest.warns(QuadratureWarning, match="stopped at the largest quadrature rule"):
+        feyntk.predict(cfg, backend="numba")
+    two = {**cfg, "inputs": cfg["inputs"][:2]}  # only 1- and 2-sample integrals: all converge
+    assert feyntk.predict(two, backend="numba")["quadrature"]["capped_integrals"] == 0

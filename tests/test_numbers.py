@@ -82,6 +82,32 @@ def test_anisotropic_grid_resolves_thin_directions():
         assert aniso_err <= 1.1 * iso_err + 1e-13, (m, aniso_err, iso_err)
 
 
+def test_capped_integrals_are_reported_with_a_conservative_error():
+    """expect() records an integral that reached m_max unconverged, with an error estimate
+    that bounds its true error; converged integrals are not recorded."""
+    from feyntk.numbers.gaussian import QuadratureReport, capped_error
+
+    np.testing.assert_allclose(capped_error([1e-6, 1e-3, 1e-5], [1e-3, 1e-4, np.inf]),
+                               [1e-9, 1e-3, 1e-5])
+    cov = np.array([[2.0, 1.2, 0.8], [1.2, 2.0, 1.0], [0.8, 1.0, 2.0]])
+
+    def f(z):  # tanh''(z0) tanh''(z1) tanh'(z2)
+        t = np.tanh(z)
+        return 4 * t[:, 0] * t[:, 1] * (1 - t[:, 0]**2) * (1 - t[:, 1]**2) * (1 - t[:, 2]**2)
+
+    ref = expect(f, cov, m=32, m_max=256)
+    for m, m_max in [(16, 32), (8, 32), (16, 64), (32, 128)]:  # one or more level differences
+        rep = QuadratureReport()
+        got = expect(f, cov, m=m, m_max=m_max, report=rep)
+        assert rep.capped == 1 and rep.worst == f"3-sample, m = {m_max}"
+        true = abs(float(got.value) - float(ref.value)) / abs(float(ref.value))
+        plain = float(got.error) / abs(float(got.value))  # |I_m - I_m/2|: the naive bound
+        assert true <= rep.max_rel_error <= plain * (1 + 1e-12), (m_max, true, rep)
+    rep2 = QuadratureReport()
+    expect(f, 0.1 * cov, report=rep2)
+    assert rep2.capped == 0 and rep2.summary()["max_rel_error_estimate"] == 0.0
+
+
 def test_singular_covariances_give_limits_not_nan():
     # duplicate sample: rank 1; zero-variance sample: deterministic 0
     K = np.array([[1.3, 1.3, 0.0], [1.3, 1.3, 0.0], [0.0, 0.0, 0.0]])

@@ -125,7 +125,7 @@ def _coefficients(closure: tuple, form: str, smooth: bool):
 
 
 def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
-         timings: dict | None = None) -> dict:
+         timings: dict | None = None, report=None) -> dict:
     """One layer step ℓ → ℓ+1 of every statistic in ``closure`` with generated kernels."""
     module, imod = gen.contractions, gen.integrands
     t0 = time.perf_counter()
@@ -146,11 +146,12 @@ def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
             subs[d] = subsets_of(N, d)
             if d in need_reqs:
                 ints[d] = integrals(act, K, d, reqs, imod.INTEGRANDS[d], backend,
-                                    needed=need_reqs[d], subsets=subs[d], half=imod.HALF[d])
+                                    needed=need_reqs[d], subsets=subs[d], half=imod.HALF[d],
+                                    report=report)
         for name, t in needed.items():
             tables[name] = fill(t, N, ints, subs)
     else:
-        cache = BlobCache(act, K, module.FORM)
+        cache = BlobCache(act, K, module.FORM, report=report)
         for name, t in sorted(needed.items()):
             tables[name] = fill_from_cache(t, N, cache)
     t1 = time.perf_counter()
@@ -175,7 +176,7 @@ def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
 
 def evaluate(network: Network, inputs, names, layer: int | None = None, *, form: str = "auto",
              backend: str = "auto", max_memory_bytes: int | None = None,
-             verbose: bool = False, log=None) -> dict[str, np.ndarray]:
+             verbose: bool = False, log=None, report=None) -> dict[str, np.ndarray]:
     """Evaluate statistics ``names`` at ``layer`` with generated kernels.
 
     Same arguments and result as :func:`feyntk.numbers.evaluate.evaluate`, plus:
@@ -183,6 +184,8 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
     Args:
         backend: ``"numba"``, ``"jax"``, ``"numpy"`` (the oracle itself) or ``"auto"``.
         verbose: print the wall time of every layer step (to ``log``, default stderr).
+        report: a :class:`~feyntk.numbers.gaussian.QuadratureReport` to record integrals that
+            stopped at the largest rule unconverged.
     """
     from feyntk.numbers.evaluate import evaluate as oracle
 
@@ -194,7 +197,8 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
     act = network.activation
     form = choose_form(act, [n for n in closure if n != "K"], form) if layer > 1 else "derivative"
     if backend == "numpy":
-        return oracle(network, x, names, layer, form=form, max_memory_bytes=max_memory_bytes)
+        return oracle(network, x, names, layer, form=form, max_memory_bytes=max_memory_bytes,
+                      report=report)
     check_memory(names, closure, form, N, max_memory_bytes, act.is_smooth)
     log = log or sys.stderr
     state = first_layer(network, x, closure)
@@ -215,7 +219,7 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
                   RATIO: network.widths[l] / network.widths[l - 1]}
         t = time.perf_counter()
         timings: dict = {}
-        state = step(gen, closure, state, act, values, backend, N, timings)
+        state = step(gen, closure, state, act, values, backend, N, timings, report)
         if verbose:
             print(f"layer {l} -> {l + 1}: {time.perf_counter() - t:.3f} s (tables "
                   f"{timings['tables']:.3f} s, contraction {timings['contract']:.3f} s)",

@@ -35,7 +35,8 @@ import sympy as sp
 from feyntk.errors import DegenerateKernelError
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import (ATOL, M_MAX, M_START, PRUNE, _EIG_TOL,
-                                     check_kinks_at_zero_variance, direction_scales,
+                                     QuadratureReport, check_kinks_at_zero_variance,
+                                     direction_scales,
                                      halfrange_rule, hermite_rule, node_counts)
 from feyntk.spec.activation import Z, Activation
 
@@ -434,7 +435,8 @@ def _run_jax(kern, d, nout, L, P, rule, m, scales, half=False):
 
 
 def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
-              needed=None, subsets: np.ndarray | None = None, half: bool = False) -> dict:
+              needed=None, subsets: np.ndarray | None = None, half: bool = False,
+              report: QuadratureReport | None = None) -> dict:
     """``{(LP, q): array (C, ncols)}`` over all d-subsets (rows: ``combinations(N, d)`` order).
 
     Args:
@@ -442,6 +444,7 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         needed: the requests whose values will be used (the oracle's refusals apply to these
             only); default all.
         half: the kernel was generated with :func:`half_grid` (tensor rule on half the grid).
+        report: where to record subsets that reach the largest level unconverged.
 
     Plain requests have one column; Hermite requests one per sorted component
     (:func:`hermite_components`). Each request stops refining at its own level, as the oracle.
@@ -478,9 +481,12 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()
         active = np.arange(len(idx))
+        dlast, dprev = np.full_like(prev, np.inf), np.full_like(prev, np.inf)
         for m in levels[1:]:
             cur = run(kern, d, nout, L[idx[active]], P[idx[active]], rule, m, sc, h)
-            ok = np.abs(cur - prev[active]) <= ATOL + RTOL * np.abs(cur)
+            diff = np.abs(cur - prev[active])
+            dprev[active], dlast[active] = dlast[active], diff
+            ok = diff <= ATOL + RTOL * np.abs(cur)
             was = done[active]
             # unconverged requests follow the latest level; converged ones are frozen
             val[active] = np.where(was[:, colreq], val[active], cur)
@@ -489,6 +495,9 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
             active = active[~done[active].all(-1)]
             if not len(active):
                 break
+        if report is not None and len(active) and len(levels) > 1:
+            report.add(dlast[active], dprev[active], val[active],
+                       f"{d}-sample, m = {levels[-1]}")
         result[idx] = val
     return {req: result[:, o:o + wdt] for req, o, wdt in zip(reqs, offs, widths)}
 

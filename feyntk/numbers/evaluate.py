@@ -30,7 +30,7 @@ from feyntk.diagrams.diagram import correlator, diagrams
 from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
 from feyntk.errors import ActivationError, DegenerateKernelError, MemoryBudgetError
 from feyntk.numbers.distributions import blob_expectation
-from feyntk.numbers.gaussian import check_kinks_at_zero_variance, expect
+from feyntk.numbers.gaussian import QuadratureReport, check_kinks_at_zero_variance, expect
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 from feyntk.spec.statistic import TENSOR_NAMES
@@ -64,6 +64,7 @@ class BlobCache:
     K: np.ndarray
     form: str
     store: dict = field(default_factory=dict)
+    report: QuadratureReport | None = None
 
     def groups(self, sigs, legs_at=None) -> tuple:
         """((sample, ks, j), ...) per distinct sample, j = legs differentiating that sample."""
@@ -105,7 +106,7 @@ class BlobCache:
                 return out
 
             self.store[key] = float(expect(f, self.K[np.ix_(S, S)], rtol=RTOL_BLOB,
-                                           kinks=self.act.kinks).value)
+                                           kinks=self.act.kinks, report=self.report).value)
         return self.store[key]
 
     def hermite(self, sigs: tuple[tuple[int, int], ...], nlegs: int):
@@ -140,7 +141,7 @@ class BlobCache:
                 He = _hermite(y, P, nlegs)
                 return (He * F[:, None, :]).reshape(z.shape[0], -1, z.shape[-1])
 
-            val = expect(f, KS, rtol=RTOL_BLOB).value.reshape((d,) * nlegs)
+            val = expect(f, KS, rtol=RTOL_BLOB, report=self.report).value.reshape((d,) * nlegs)
             self.store[key] = (S, val)
         return self.store[key]
 
@@ -330,7 +331,8 @@ def state_bytes(closure, N: int) -> int:
 
 
 def evaluate(network: Network, inputs, names, layer: int | None = None, *,
-             form: str = "auto", max_memory_bytes: int | None = None) -> dict[str, np.ndarray]:
+             form: str = "auto", max_memory_bytes: int | None = None,
+             report: QuadratureReport | None = None) -> dict[str, np.ndarray]:
     """Evaluate statistics ``names`` at ``layer`` (default L) by the derived recursions.
 
     Args:
@@ -339,6 +341,7 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *,
         form: ``"derivative"``, ``"inverse-metric"`` or ``"auto"`` (derivative when the
             activation is smooth enough).
         max_memory_bytes: refuse (before allocating) requests whose states would not fit.
+        report: where to record Gaussian integrals that stopped unconverged.
     """
     x = check_inputs(inputs, network.n0)
     layer = network.L if layer is None else network.check_layer(layer)
@@ -358,6 +361,6 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *,
         hp = network.layer(l + 1)
         ratio = network.widths[l] / network.widths[l - 1]
         values = {C_W: hp.C_W, C_b: hp.C_b, lam_W: hp.lambda_W, lam_b: hp.lambda_b, RATIO: ratio}
-        cache = BlobCache(act, state["K"], form)
+        cache = BlobCache(act, state["K"], form, report=report)
         state = {n: step(n, state, cache, values, x.shape[0]) for n in closure}
     return {n: state[n] for n in names}
