@@ -34,9 +34,9 @@ import sympy as sp
 
 from feyntk.errors import DegenerateKernelError
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
-from feyntk.numbers.gaussian import (ATOL, M_MAX, M_START, PRUNE, _EIG_TOL,
+from feyntk.numbers.gaussian import (ATOL, M_MAX, M_START, PRUNE,
                                      QuadratureReport, check_kinks_at_zero_variance,
-                                     direction_scales,
+                                     direction_scales, eigen_directions,
                                      halfrange_rule, hermite_rule, node_counts)
 from feyntk.spec.activation import Z, Activation
 
@@ -298,15 +298,7 @@ def _schedule(d: int, r: int) -> tuple[str, list[int]]:
 
 def _whiten(KS: np.ndarray):
     """Per-subset eigen factors as in ``gaussian._whiten``: (L padded to (B,d,d), rank r)."""
-    if not np.all(np.isfinite(KS)):
-        raise DegenerateKernelError("covariance contains NaN or inf")
-    w, U = np.linalg.eigh(KS)
-    scale = np.maximum(np.max(np.abs(w), axis=-1, keepdims=True), 1e-300)
-    if np.any(w < -1e-9 * scale):
-        raise DegenerateKernelError(
-            f"covariance is not positive semidefinite (smallest eigenvalue {w.min():.3g}); "
-            "check the kernel for numerical problems")
-    keep = w > _EIG_TOL * scale
+    w, U, keep = eigen_directions(KS)
     B, d = w.shape
     L = np.zeros_like(U)
     r = keep.sum(-1)

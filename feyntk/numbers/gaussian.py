@@ -202,15 +202,28 @@ def _piecewise_apply(f: Callable, L: np.ndarray, m: int, kinks: tuple[float, ...
     return np.einsum("b...p,bp->b...", vals, Wt)
 
 
-def _whiten(cov: np.ndarray) -> np.ndarray:
-    """Return a (B, d, r) factor L with cov = L Lᵀ, zero-variance directions dropped."""
+def eigen_directions(cov: np.ndarray):
+    """Eigen-decomposition of a batch of covariances (B, d, d), checked finite and PSD.
+
+    Returns ``(w, U, keep)``: eigenvalues (B, d) in ascending order, eigenvectors (B, d, d) and
+    the mask (B, d) of directions with variance above ``_EIG_TOL`` × the largest. Shared by the
+    oracle (:func:`_whiten`) and the generated kernels' per-subset factors.
+    """
+    if not np.all(np.isfinite(cov)):
+        raise DegenerateKernelError("covariance contains NaN or inf")
     w, U = np.linalg.eigh(cov)
     scale = np.maximum(np.max(np.abs(w), axis=-1, keepdims=True), 1e-300)
     if np.any(w < -1e-9 * scale):
         raise DegenerateKernelError(
             f"covariance is not positive semidefinite (smallest eigenvalue {w.min():.3g}); "
             "check the kernel for numerical problems")
-    keep = np.any(w > _EIG_TOL * scale, axis=0)  # directions kept for the whole batch
+    return w, U, w > _EIG_TOL * scale
+
+
+def _whiten(cov: np.ndarray) -> np.ndarray:
+    """Return a (B, d, r) factor L with cov = L Lᵀ, zero-variance directions dropped."""
+    w, U, keep = eigen_directions(cov)
+    keep = np.any(keep, axis=0)  # directions kept for the whole batch
     w = np.clip(w[..., keep], 0.0, None)
     return U[..., :, keep] * np.sqrt(w)[..., None, :]
 
@@ -309,9 +322,7 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     cov = np.asarray(cov, dtype=float)
     single = cov.ndim == 2
     C = cov[None] if single else cov
-    if not np.all(np.isfinite(C)):
-        raise DegenerateKernelError("covariance contains NaN or inf")
-    L = _whiten(C)
+    L = _whiten(C)  # checks finite and PSD
     r = L.shape[-1]
     rule = _apply_rule
     if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
