@@ -203,21 +203,36 @@ def _piecewise_apply(f: Callable, L: np.ndarray, m: int, kinks: tuple[float, ...
 
 
 def eigen_directions(cov: np.ndarray):
-    """Eigen-decomposition of a batch of covariances (B, d, d), checked finite and PSD.
+    """Factor directions of a batch of covariances (B, d, d), checked finite and PSD.
 
-    Returns ``(w, U, keep)``: eigenvalues (B, d) in ascending order, eigenvectors (B, d, d) and
-    the mask (B, d) of directions with variance above ``_EIG_TOL`` × the largest. Shared by the
-    oracle (:func:`_whiten`) and the generated kernels' per-subset factors.
+    Returns ``(w, U, keep)`` with ``cov = U diag(w) Uᵀ``: the eigen-decomposition of the
+    *correlation* matrix ``D^-1/2 cov D^-1/2`` (w ascending, in [0, d]) with ``U = D^1/2 V``, and
+    the mask (B, d) of directions with w above ``_EIG_TOL`` × the largest. Working with the
+    correlation matrix makes the rank decision scale-invariant per variable: a variable of tiny
+    variance is kept unless it is collinear with the others (dropping it by its eigenvalue
+    relative to cov's largest cost ~sqrt(_EIG_TOL) relative errors for relu, whose expectations
+    scale like the square root of a variance); a zero-variance variable is a zero row. Shared
+    by the oracle (:func:`_whiten`) and the generated kernels' per-subset factors.
     """
     if not np.all(np.isfinite(cov)):
         raise DegenerateKernelError("covariance contains NaN or inf")
-    w, U = np.linalg.eigh(cov)
+    diag = np.diagonal(cov, axis1=-2, axis2=-1)
+    if np.any(diag < 0):
+        raise DegenerateKernelError(
+            f"covariance has a negative variance ({diag.min():.3g}); check the kernel for "
+            "numerical problems")
+    top = np.maximum(diag.max(-1, keepdims=True), 1e-300)
+    live = diag > 1e-300 * top  # zero-variance variables: identically zero
+    sd = np.where(live, np.sqrt(np.where(live, diag, 1.0)), 0.0)
+    inv = np.where(live, 1.0 / np.where(live, sd, 1.0), 0.0)
+    corr = cov * inv[..., :, None] * inv[..., None, :]
+    w, V = np.linalg.eigh(corr)
     scale = np.maximum(np.max(np.abs(w), axis=-1, keepdims=True), 1e-300)
     if np.any(w < -1e-9 * scale):
         raise DegenerateKernelError(
-            f"covariance is not positive semidefinite (smallest eigenvalue {w.min():.3g}); "
-            "check the kernel for numerical problems")
-    return w, U, w > _EIG_TOL * scale
+            f"covariance is not positive semidefinite (smallest eigenvalue of the correlation "
+            f"matrix {w.min():.3g}); check the kernel for numerical problems")
+    return w, sd[..., :, None] * V, w > _EIG_TOL * scale
 
 
 def _whiten(cov: np.ndarray) -> np.ndarray:
