@@ -55,7 +55,8 @@ class Fit:
 
 
 def scaled_widths(widths: Sequence[int], layer: int, n: int) -> list[int]:
-    """Scale hidden widths so that n_{layer-1} = n, keeping ratios (n0 unchanged)."""
+    """Scale hidden widths so that n_{layer-1} = n, keeping ratios (n0 unchanged); each is
+    rounded to an integer and at least 2 (the estimators need two neurons)."""
     base = widths[layer - 1] if layer > 1 else None
     if base is None:
         return list(widths)
