@@ -20,6 +20,7 @@ from feyntk.api import sample as sample
 from feyntk.diagrams.diagram import diagrams as diagrams
 from feyntk.diagrams.draw import draw_all as draw_all
 from feyntk.errors import FeyntkError as FeyntkError
+from feyntk.errors import QuadratureWarning as QuadratureWarning
 from feyntk.numbers.gaussian import expect as expect
 from feyntk.numbers.gaussian import pair_table as pair_table
 from feyntk.numbers.infinite import infinite_kernels as infinite_kernels

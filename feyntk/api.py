@@ -31,7 +31,7 @@ def derivable() -> tuple[str, ...]:
 
 def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
             backend: str = "auto", max_memory_bytes: int | None = None,
-            verbose: bool = False) -> dict[str, Any]:
+            verbose: bool = False, quadrature: str = "default") -> dict[str, Any]:
     """Theory prediction of the requested tensors from the engine's derived recursions.
 
     Args:
@@ -45,6 +45,10 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
         max_memory_bytes: refuse (before allocating) requests whose layer states and tables
             would not fit.
         verbose: print the wall time of every layer step to stderr.
+        quadrature: ``"default"`` or ``"fine"`` (caps of the 3- and 4-sample Gauss–Hermite
+            rules doubled: 8× / 16× the nodes at the last level), for when the result's
+            ``"quadrature"`` report or a :class:`~feyntk.errors.QuadratureWarning` says that
+            integrals stopped unconverged.
 
     The result also holds ``"quadrature"``: the Gaussian integrals that reached the largest
     rule before the tolerance (``capped_integrals``) and a conservative estimate of their
@@ -61,10 +65,12 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
             f"predict cannot evaluate {missing} yet: the diagram engine derives "
             f"{list(derivable())}. `feyntk sample` estimates every tensor from real sampled "
             "networks.")
+    if quadrature not in ("default", "fine"):
+        raise SpecError(f"quadrature must be 'default' or 'fine', got {quadrature!r}")
     report = QuadratureReport()
     values = evaluate_kernels(req.network, req.inputs, req.tensors, req.layer, form=form,
                               backend=backend, max_memory_bytes=max_memory_bytes,
-                              verbose=verbose, report=report)
+                              verbose=verbose, report=report, fine=quadrature == "fine")
     if report.max_rel_error > QUAD_WARN:
         warnings.warn(QuadratureWarning(
             f"{report.capped} Gaussian integrals stopped at the largest quadrature rule before "
@@ -72,10 +78,12 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
             f"{report.max_rel_error:.1e} ({report.worst}; a conservative per-integral bound, "
             "the tensors are usually far more accurate). Slow convergence is typical for "
             "σ with poles near the real axis (tanh) at large K over 3-4 distinct inputs. "
-            'Details in result["quadrature"].'), stacklevel=2)
+            'Details in result["quadrature"]'
+            + ("" if quadrature == "fine" else "; quadrature='fine' (--quadrature fine) "
+               "doubles the caps") + "."), stacklevel=2)
     return {"n": req.n, "layer": req.layer,
             "tensors": {t: {"value": values[t]} for t in req.tensors},
-            "quadrature": report.summary()}
+            "quadrature": {**report.summary(), "setting": quadrature}}
 
 
 def sample(config: Mapping[str, Any] | Request, *, samples: int | None = None,

@@ -38,7 +38,8 @@ Example (run `feyntk example` to print the shipped default config):
    "layer": 3, "tensors": ["K", "Theta"], "samples": 2000, "seed": 0}}
 
 Output JSON: {{"n": n_(l-1), "layer": l, "tensors": {{NAME: {{"value": [...], "se": [...]}}}}}}
-("se", the Monte Carlo standard error, from sample only)
+("se", the Monte Carlo standard error, from sample only; predict adds "quadrature": how many
+Gaussian integrals stopped at the largest rule and an estimate of their relative error)
 with arrays in the index order of MATH.md; order-1/n tensors are coefficients of 1/n.
 Allowed keys: {', '.join(CONFIG_KEYS)}.
 """
@@ -67,7 +68,7 @@ def _cmd_predict(args) -> int:
     from feyntk.api import predict
 
     _write(predict(_load(args.config), form=args.form, backend=args.backend,
-                   verbose=args.verbose), args.output)
+                   verbose=args.verbose, quadrature=args.quadrature), args.output)
     return 0
 
 
@@ -205,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", choices=("auto", "numpy", "numba", "jax"), default="auto",
                     help="generated numba (CPU) or JAX (GPU if present) kernels, the plain numpy "
                          "reference loops, or auto (default: JAX on a GPU, else numba)")
+    sp.add_argument("--quadrature", choices=("default", "fine"), default="default",
+                    help="fine: double the largest Gauss-Hermite rule of 3- and 4-input "
+                         "integrals (slower; use when a QuadratureWarning says integrals "
+                         "stopped unconverged, see the output's \"quadrature\" entry)")
     sp.add_argument("-v", "--verbose", action="store_true",
                     help="print the wall time of every layer step to stderr")
 

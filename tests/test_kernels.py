@@ -9,6 +9,7 @@ the terms hold for the numbers; the generated source is printed, cached and keye
 import itertools
 import linecache
 
+import feyntk
 import numpy as np
 import pytest
 import sympy as sp
@@ -337,3 +338,26 @@ def test_predict_reports_capped_quadrature_and_warns(monkeypatch):
         feyntk.predict(cfg, backend="numba")
     two = {**cfg, "inputs": cfg["inputs"][:2]}  # only 1- and 2-sample integrals: all converge
     assert feyntk.predict(two, backend="numba")["quadrature"]["capped_integrals"] == 0
+    with pytest.raises(feyntk.FeyntkError, match="quadrature must be"):
+        feyntk.predict(cfg, quadrature="exact")
+
+
+def test_fine_quadrature_agrees_across_backends_and_shrinks_the_estimate():
+    """quadrature='fine' (caps doubled) is applied identically by the kernels and the oracle
+    (agreement to 1e-10), lowers the error estimate of a capped case, and moves the tensors by
+    no more than the default run's estimate says."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3))
+    x *= np.sqrt(3) / np.linalg.norm(x, axis=1, keepdims=True)
+    cfg = {"widths": [3, 16, 16], "activation": "tanh", "C_W": 2.5, "C_b": 0.3,
+           "lambda_W": 1.0, "lambda_b": 0.1, "inputs": x.tolist(), "tensors": ["V", "A"]}
+    with pytest.warns(feyntk.QuadratureWarning, match="quadrature='fine'"):
+        coarse = feyntk.predict(cfg, backend="numba")
+    fine = {b: feyntk.predict(cfg, backend=b, quadrature="fine") for b in ("numba", "numpy")}
+    qc, qf = coarse["quadrature"], fine["numba"]["quadrature"]
+    assert qf["setting"] == "fine" and qf["max_rel_error_estimate"] < qc["max_rel_error_estimate"]
+    for t in ("V", "A"):
+        a, b = (np.asarray(fine[k]["tensors"][t]["value"]) for k in ("numba", "numpy"))
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * np.abs(b).max())
+        moved = np.abs(np.asarray(coarse["tensors"][t]["value"]) - a).max() / np.abs(a).max()
+        assert 0 < moved <= qc["max_rel_error_estimate"], (t, moved, qc)

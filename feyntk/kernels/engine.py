@@ -125,7 +125,7 @@ def _coefficients(closure: tuple, form: str, smooth: bool):
 
 
 def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
-         timings: dict | None = None, report=None) -> dict:
+         timings: dict | None = None, report=None, fine: bool = False) -> dict:
     """One layer step ℓ → ℓ+1 of every statistic in ``closure`` with generated kernels."""
     module, imod = gen.contractions, gen.integrands
     t0 = time.perf_counter()
@@ -147,11 +147,11 @@ def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
             if d in need_reqs:
                 ints[d] = integrals(act, K, d, reqs, imod.INTEGRANDS[d], backend,
                                     needed=need_reqs[d], subsets=subs[d], half=imod.HALF[d],
-                                    report=report)
+                                    report=report, fine=fine)
         for name, t in needed.items():
             tables[name] = fill(t, N, ints, subs)
     else:
-        cache = BlobCache(act, K, module.FORM, report=report)
+        cache = BlobCache(act, K, module.FORM, report=report, fine=fine)
         for name, t in sorted(needed.items()):
             tables[name] = fill_from_cache(t, N, cache)
     t1 = time.perf_counter()
@@ -176,7 +176,8 @@ def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
 
 def evaluate(network: Network, inputs, names, layer: int | None = None, *, form: str = "auto",
              backend: str = "auto", max_memory_bytes: int | None = None,
-             verbose: bool = False, log=None, report=None) -> dict[str, np.ndarray]:
+             verbose: bool = False, log=None, report=None,
+             fine: bool = False) -> dict[str, np.ndarray]:
     """Evaluate statistics ``names`` at ``layer`` with generated kernels.
 
     Same arguments and result as :func:`feyntk.numbers.evaluate.evaluate`, plus:
@@ -186,6 +187,7 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
         verbose: print the wall time of every layer step (to ``log``, default stderr).
         report: a :class:`~feyntk.numbers.gaussian.QuadratureReport` to record integrals that
             stopped at the largest rule unconverged.
+        fine: larger quadrature caps for 3- and 4-sample integrals.
     """
     from feyntk.numbers.evaluate import evaluate as oracle
 
@@ -198,7 +200,7 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
     form = choose_form(act, [n for n in closure if n != "K"], form) if layer > 1 else "derivative"
     if backend == "numpy":
         return oracle(network, x, names, layer, form=form, max_memory_bytes=max_memory_bytes,
-                      report=report)
+                      report=report, fine=fine)
     check_memory(names, closure, form, N, max_memory_bytes, act.is_smooth)
     log = log or sys.stderr
     state = first_layer(network, x, closure)
@@ -219,7 +221,7 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
                   RATIO: network.widths[l] / network.widths[l - 1]}
         t = time.perf_counter()
         timings: dict = {}
-        state = step(gen, closure, state, act, values, backend, N, timings, report)
+        state = step(gen, closure, state, act, values, backend, N, timings, report, fine)
         if verbose:
             print(f"layer {l} -> {l + 1}: {time.perf_counter() - t:.3f} s (tables "
                   f"{timings['tables']:.3f} s, contraction {timings['contract']:.3f} s)",

@@ -34,16 +34,16 @@ import sympy as sp
 
 from feyntk.errors import DegenerateKernelError
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
-from feyntk.numbers.gaussian import (ATOL, M_MAX, M_START, PRUNE,
+from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, PRUNE,
                                      QuadratureReport, check_kinks_at_zero_variance,
                                      direction_scales, eigen_directions,
-                                     halfrange_rule, hermite_rule, node_counts)
+                                     halfrange_rule, hermite_rule, node_counts,
+                                     tensor_levels)
 from feyntk.spec.activation import Z, Activation
 
 RTOL = 1e-12
 """Relative tolerance of the adaptive rule (the oracle's ``RTOL_BLOB``)."""
 
-POLAR_M = (8, 128)
 
 
 # -- which integrals ------------------------------------------------------------------------
@@ -282,13 +282,12 @@ def _jax_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
 
 
 # -- the oracle's rule, for all subsets together --------------------------------------------
-def _schedule(d: int, r: int) -> tuple[str, list[int]]:
+def _schedule(d: int, r: int, fine: bool = False) -> tuple[str, list[int]]:
     """Rule and m levels of :func:`feyntk.numbers.gaussian.expect` for rank r in d dims."""
     if 1 <= r <= 2 and d == 2:
-        m, m_max, rule = POLAR_M[0], POLAR_M[1], "polar"
+        (m, m_max), rule = POLAR_LEVELS, "polar"
     else:
-        m_max = M_MAX if r <= 1 else 384 if r == 2 else 128 if r == 3 else 48
-        m, rule = min(M_START if r <= 2 else 32 if r == 3 else 12, m_max), "tensor"
+        (m, m_max), rule = tensor_levels(r, fine), "tensor"
     levels = [m]
     while r and m < m_max:
         m = min(2 * m, m_max)
@@ -428,7 +427,7 @@ def _run_jax(kern, d, nout, L, P, rule, m, scales, half=False):
 
 def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
               needed=None, subsets: np.ndarray | None = None, half: bool = False,
-              report: QuadratureReport | None = None) -> dict:
+              report: QuadratureReport | None = None, fine: bool = False) -> dict:
     """``{(LP, q): array (C, ncols)}`` over all d-subsets (rows: ``combinations(N, d)`` order).
 
     Args:
@@ -437,6 +436,7 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
             only); default all.
         half: the kernel was generated with :func:`half_grid` (tensor rule on half the grid).
         report: where to record subsets that reach the largest level unconverged.
+        fine: the larger caps of :func:`feyntk.numbers.gaussian.tensor_levels`.
 
     Plain requests have one column; Hermite requests one per sorted component
     (:func:`hermite_components`). Each request stops refining at its own level, as the oracle.
@@ -467,7 +467,7 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         idx = np.nonzero((keys == key).all(-1))[0]
         r = int(key[0])
         sc = tuple(key[1:1 + r])
-        rule, levels = _schedule(d, r)
+        rule, levels = _schedule(d, r, fine)
         h = half and rule == "tensor" and r > 0
         prev = run(kern, d, nout, L[idx], P[idx], rule, levels[0], sc, h)
         done = np.zeros((len(idx), len(reqs)), bool)

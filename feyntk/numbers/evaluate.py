@@ -65,6 +65,7 @@ class BlobCache:
     form: str
     store: dict = field(default_factory=dict)
     report: QuadratureReport | None = None
+    fine: bool = False
 
     def groups(self, sigs, legs_at=None) -> tuple:
         """((sample, ks, j), ...) per distinct sample, j = legs differentiating that sample."""
@@ -106,7 +107,8 @@ class BlobCache:
                 return out
 
             self.store[key] = float(expect(f, self.K[np.ix_(S, S)], rtol=RTOL_BLOB,
-                                           kinks=self.act.kinks, report=self.report).value)
+                                           kinks=self.act.kinks, report=self.report,
+                                           fine=self.fine).value)
         return self.store[key]
 
     def hermite(self, sigs: tuple[tuple[int, int], ...], nlegs: int):
@@ -141,7 +143,8 @@ class BlobCache:
                 He = _hermite(y, P, nlegs)
                 return (He * F[:, None, :]).reshape(z.shape[0], -1, z.shape[-1])
 
-            val = expect(f, KS, rtol=RTOL_BLOB, report=self.report).value.reshape((d,) * nlegs)
+            val = expect(f, KS, rtol=RTOL_BLOB, report=self.report,
+                         fine=self.fine).value.reshape((d,) * nlegs)
             self.store[key] = (S, val)
         return self.store[key]
 
@@ -332,7 +335,8 @@ def state_bytes(closure, N: int) -> int:
 
 def evaluate(network: Network, inputs, names, layer: int | None = None, *,
              form: str = "auto", max_memory_bytes: int | None = None,
-             report: QuadratureReport | None = None) -> dict[str, np.ndarray]:
+             report: QuadratureReport | None = None,
+             fine: bool = False) -> dict[str, np.ndarray]:
     """Evaluate statistics ``names`` at ``layer`` (default L) by the derived recursions.
 
     Args:
@@ -342,6 +346,8 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *,
             activation is smooth enough).
         max_memory_bytes: refuse (before allocating) requests whose states would not fit.
         report: where to record Gaussian integrals that stopped unconverged.
+        fine: larger quadrature caps for 3- and 4-sample integrals (see
+            :func:`feyntk.numbers.gaussian.tensor_levels`).
     """
     x = check_inputs(inputs, network.n0)
     layer = network.L if layer is None else network.check_layer(layer)
@@ -361,6 +367,6 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *,
         hp = network.layer(l + 1)
         ratio = network.widths[l] / network.widths[l - 1]
         values = {C_W: hp.C_W, C_b: hp.C_b, lam_W: hp.lambda_W, lam_b: hp.lambda_b, RATIO: ratio}
-        cache = BlobCache(act, state["K"], form, report=report)
+        cache = BlobCache(act, state["K"], form, report=report, fine=fine)
         state = {n: step(n, state, cache, values, x.shape[0]) for n in closure}
     return {n: state[n] for n in names}

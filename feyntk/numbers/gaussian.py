@@ -54,6 +54,23 @@ class Estimate:
     error: np.ndarray
 
 
+POLAR_LEVELS = (8, 128)
+"""First and largest m of the polar rule (2-d integrals)."""
+
+
+def tensor_levels(r: int, fine: bool = False) -> tuple[int, int]:
+    """First and largest m per direction of the tensor rule for a rank-r Gaussian.
+
+    The caps (48 nodes per direction in 4-d, 128 in 3-d) bound the cost of the C(N, 4) and
+    C(N, 3) many-sample integrals; ``fine`` doubles them for r ≥ 3 (16× / 8× the nodes at the
+    last level) for when :class:`QuadratureReport` flags integrals that stopped unconverged.
+    """
+    m_max = M_MAX if r <= 1 else 384 if r == 2 else 128 if r == 3 else 48
+    if fine and r >= 3:
+        m_max *= 2
+    return min(M_START if r <= 2 else 32 if r == 3 else 12, m_max), m_max
+
+
 QUAD_WARN = 1e-4
 """Estimated relative error above which ``predict`` warns that integrals stopped unconverged.
 
@@ -315,7 +332,7 @@ def _apply_rule(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
 def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
            atol: float = ATOL, m: int | None = None, m_max: int | None = None,
            kinks: tuple[float, ...] = (), shift=None,
-           report: QuadratureReport | None = None) -> Estimate:
+           report: QuadratureReport | None = None, fine: bool = False) -> Estimate:
     """⟨f⟩_K by adaptive Gauss–Hermite quadrature.
 
     Args:
@@ -330,6 +347,7 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
         shift: f is evaluated at centred variables but its kinks sit at z = shift + L u
             (a conditional mean); only used to place the splits.
         report: where to record integrals that reach ``m_max`` unconverged.
+        fine: larger default caps for 3- and 4-sample integrals (:func:`tensor_levels`).
 
     Returns:
         :class:`Estimate` with the batch shape (scalar for a single covariance).
@@ -341,13 +359,14 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     r = L.shape[-1]
     rule = _apply_rule
     if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
-        rule, m, m_max = _polar_apply, m or 8, m_max or 128
+        rule, m, m_max = _polar_apply, m or POLAR_LEVELS[0], m_max or POLAR_LEVELS[1]
     if r == 1 and kinks:
         sh = None if shift is None else np.asarray(shift, dtype=float).reshape(1, -1)
         rule = lambda f_, L_, m_: _piecewise_apply(f_, L_, m_, tuple(kinks), sh)  # noqa: E731
         m, m_max = m or 16, m_max or 128
-    m_max = m_max or (M_MAX if r <= 1 else 384 if r == 2 else 128 if r == 3 else 48)
-    m = min(m or (M_START if r <= 2 else 32 if r == 3 else 12), m_max)
+    m0, top = tensor_levels(r, fine)
+    m_max = m_max or top
+    m = min(m or m0, m_max)
     prev = rule(f, L, m)
     err = np.full_like(prev, np.inf)
     if r == 0:
