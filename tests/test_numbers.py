@@ -108,6 +108,20 @@ def test_capped_integrals_are_reported_with_a_conservative_error():
     assert rep2.capped == 0 and rep2.summary()["max_rel_error_estimate"] == 0.0
 
 
+def test_relu_closed_forms_at_tiny_variances():
+    """relu / leaky relu closed forms at variances ~1e-221 (hypothesis counterexample): the pair
+    norm sqrt(K_aa K_bb) underflowed to 0, which made K shrink ×100 per layer for leaky relu,
+    E[σ'²] = 0.255 instead of 0.50005, and relu refuse a nonzero variance as zero."""
+    for act, cb in ((get_activation({"name": "leaky_relu", "slope": 0.01}), 4e-221),
+                    (get_activation("relu"), 4e-221)):
+        net = Network.create([1, 2, 2, 2], act, C_W=1.0, C_b=[cb, 0.0, 0.0], lambda_W=1.0,
+                             lambda_b=[0.0, 1.0, 0.0])
+        a = kernel_layers(net, np.zeros((1, 1)), method="closed")[-1]
+        b = kernel_layers(net, np.zeros((1, 1)), method="quadrature")[-1]
+        np.testing.assert_allclose(a.K, b.K, rtol=1e-10, atol=0)
+        np.testing.assert_allclose(a.Theta, b.Theta, rtol=1e-10, atol=0)
+
+
 def test_singular_covariances_give_limits_not_nan():
     # duplicate sample: rank 1; zero-variance sample: deterministic 0
     K = np.array([[1.3, 1.3, 0.0], [1.3, 1.3, 0.0], [0.0, 0.0, 0.0]])

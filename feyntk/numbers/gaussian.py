@@ -405,7 +405,7 @@ def _closed_pair(act: Activation, k1: int, k2: int, Kaa, Kbb, Kab) -> np.ndarray
             else np.zeros_like(Kab)  # E[z] = 0
     if fam == "relu" and (k1, k2) in ((0, 0), (1, 1)):
         s = dict(act.params).get("slope", 0.0)
-        norm = np.sqrt(Kaa * Kbb)
+        norm = np.sqrt(Kaa) * np.sqrt(Kbb)  # no underflow for variances below 1e-162
         with np.errstate(invalid="ignore", divide="ignore"):
             rho = np.where(norm > 0, Kab / np.where(norm > 0, norm, 1.0), 0.0)
         # |ρ| within rounding of 1 is a rank-one pair (as the quadrature treats it): snap it,
