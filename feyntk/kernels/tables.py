@@ -37,7 +37,7 @@ from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, PRUNE,
                                      QuadratureReport, check_kinks_at_zero_variance,
                                      direction_scales, eigen_directions,
-                                     halfrange_rule, hermite_rule, node_counts,
+                                     halfrange_rule, hermite_rule, legendre_rule, node_counts,
                                      tensor_levels)
 from feyntk.spec.activation import Z, Activation
 
@@ -307,11 +307,6 @@ def _whiten(KS: np.ndarray):
     return L, r
 
 
-@functools.lru_cache(maxsize=16)
-def _leggauss(m: int):
-    return np.polynomial.legendre.leggauss(m)
-
-
 def _polar_nodes(L: np.ndarray, m: int):
     """z (B, 2, P) and weights (B, P) of ``gaussian._polar_apply`` for factors L (B, 2, 2)."""
     B = L.shape[0]
@@ -320,7 +315,7 @@ def _polar_nodes(L: np.ndarray, m: int):
     base = np.where(active, base, 0.0)
     cuts = np.sort(np.concatenate([np.zeros((B, 1)), base, base + np.pi,
                                    np.full((B, 1), 2 * np.pi)], axis=1), axis=1)
-    gx, gw = _leggauss(m)
+    gx, gw = legendre_rule(m)
     lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]
     phi = (lo + (hi - lo) * (gx + 1) / 2).reshape(B, -1)
     wphi = ((hi - lo) * gw / 2).reshape(B, -1) / (2 * np.pi)

@@ -130,6 +130,12 @@ def _lambdify(expr: sp.Expr, modules) -> Callable:
     return f
 
 
+@functools.lru_cache(maxsize=512)
+def _kinks(expr: sp.Expr) -> tuple[float, ...]:
+    """Kink points of σ (memoised: the sympy work was a third of a relu predict)."""
+    return tuple(sorted({_split_linear_arg(h.args[0])[1] for h in expr.atoms(sp.Heaviside)}))
+
+
 def _split_linear_arg(arg: sp.Expr) -> tuple[float, float]:
     """Return (slope, point) for a linear argument ``slope*(z - point)``."""
     poly = sp.Poly(sp.expand(arg), Z) if arg.free_symbols <= {Z} else None
@@ -305,8 +311,7 @@ class Activation:
     @property
     def kinks(self) -> tuple[float, ...]:
         """Points where some derivative of σ is singular (jumps or deltas)."""
-        pts = {_split_linear_arg(h.args[0])[1] for h in self.expr.atoms(sp.Heaviside)}
-        return tuple(sorted(pts))
+        return _kinks(self.expr)
 
     @property
     def is_smooth(self) -> bool:
