@@ -122,6 +122,23 @@ def test_relu_closed_forms_at_tiny_variances():
         np.testing.assert_allclose(a.Theta, b.Theta, rtol=1e-10, atol=0)
 
 
+@pytest.mark.parametrize("ms", [(8,), (6, 10, 24), (12, 12, 12, 12), (2, 6, 12, 24)])
+def test_pruned_tensor_rule_equals_the_full_grid_pruned(ms):
+    """The direction-by-direction construction of the pruned tensor rule (memory ∝ kept nodes)
+    gives exactly the full meshgrid's nodes, weights and order, keeping w ≥ PRUNE · max w."""
+    from feyntk.numbers.gaussian import PRUNE, _tensor_rule, hermite_rule
+
+    rules = [hermite_rule(m) for m in ms]
+    grids = np.meshgrid(*[x for x, _ in rules], indexing="ij")
+    w = np.ones(grids[0].size)
+    for g in np.meshgrid(*[w_ for _, w_ in rules], indexing="ij"):
+        w = w * g.ravel()
+    keep = w >= PRUNE * w.max()
+    nodes, weights = _tensor_rule(ms)
+    np.testing.assert_array_equal(nodes, np.stack([g.ravel()[keep] for g in grids]))
+    np.testing.assert_array_equal(weights, w[keep])
+
+
 def test_singular_covariances_give_limits_not_nan():
     # duplicate sample: rank 1; zero-variance sample: deterministic 0
     K = np.array([[1.3, 1.3, 0.0], [1.3, 1.3, 0.0], [0.0, 0.0, 0.0]])

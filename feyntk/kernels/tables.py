@@ -34,10 +34,11 @@ import sympy as sp
 
 from feyntk.errors import DegenerateKernelError
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
-from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, PRUNE,
+from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS,
                                      QuadratureReport, check_kinks_at_zero_variance,
                                      direction_scales, eigen_directions,
                                      halfrange_rule, hermite_rule, legendre_rule, node_counts,
+                                     prune_cuts,
                                      tensor_levels)
 from feyntk.spec.activation import Z, Activation
 
@@ -341,10 +342,7 @@ def _tensor_nodes(d: int, ms: tuple[int, ...]):
             X[j, :len(x)], W[j, :len(x)], cnt[j] = x, w, len(x)
         else:
             W[j, 0] = 1.0
-    wmax = W.max(axis=1)
-    rest = np.concatenate([np.cumprod(wmax[::-1])[::-1][1:], [1.0]])  # Π_{k>j} max W[k]
-    cut = PRUNE * wmax.prod() / rest
-    return X, W, cnt, cut
+    return X, W, cnt, prune_cuts(W.max(axis=1))
 
 
 THREADS = max(1, min(os.cpu_count() or 1, 8))
