@@ -87,8 +87,8 @@ def test_capped_integrals_are_reported_with_a_conservative_error():
     that bounds its true error; converged integrals are not recorded."""
     from feyntk.numbers.gaussian import QuadratureReport, capped_error
 
-    np.testing.assert_allclose(capped_error([1e-6, 1e-3, 1e-5], [1e-3, 1e-4, np.inf]),
-                               [1e-9, 1e-3, 1e-5])
+    np.testing.assert_allclose(capped_error([1e-6, 1e-3, 1e-5], [1e-2, 1e-4, np.inf]),
+                               [1e-8, 1e-3, 1e-5])
     cov = np.array([[2.0, 1.2, 0.8], [1.2, 2.0, 1.0], [0.8, 1.0, 2.0]])
 
     def f(z):  # tanh''(z0) tanh''(z1) tanh'(z2)
@@ -275,3 +275,35 @@ def test_kernels_closed_form_vs_quadrature_on_random_specs(data):
     b = kernel_layers(net, x, method="quadrature")[-1]
     np.testing.assert_allclose(a.K, b.K, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(a.Theta, b.Theta, rtol=1e-10, atol=1e-12)
+
+
+def test_triangular_factor_pivots_and_drops_collinear_variables():
+    """K = L Lᵀ with L[perm] lower triangular; a duplicate variable or a zero-variance one gets a
+    zero column (the rank decision is per variable, so a tiny but independent variance stays);
+    pivoting puts the variable nearly collinear with the others last."""
+    from feyntk.numbers.gaussian import triangular_directions
+
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(5, 4, 4))
+    K = A @ A.transpose(0, 2, 1)
+    L, perm = triangular_directions(K)
+    np.testing.assert_allclose(L @ L.transpose(0, 2, 1), K, atol=1e-12)
+    for b in range(5):
+        assert np.allclose(np.triu(L[b][perm[b]], 1), 0.0)
+    dup = K[0].copy()
+    dup[3], dup[:, 3] = dup[1], dup[1]
+    dup[3, 3] = dup[1, 1]
+    L, perm = triangular_directions(dup[None])
+    assert (np.abs(L[0]).sum(0) > 0).sum() == 3 and perm[0, -1] in (1, 3)
+    np.testing.assert_allclose(L[0] @ L[0].T, dup, atol=1e-12)
+    zero = K[1].copy()
+    zero[2], zero[:, 2] = 0.0, 0.0
+    L, perm = triangular_directions(zero[None])
+    assert perm[0, -1] == 2 and np.all(L[0][2] == 0) and (np.abs(L[0]).sum(0) > 0).sum() == 3
+    tiny = K[2] * np.outer([1, 1, 1e-9, 1], [1, 1, 1e-9, 1])
+    L, _ = triangular_directions(tiny[None])
+    assert (np.abs(L[0]).sum(0) > 0).sum() == 4
+    near = THIN_K.copy()
+    L, perm = triangular_directions(near[None])
+    cond = [np.abs(L[0][perm[0][j], j]) for j in range(4)]
+    assert cond[-1] == min(cond)

@@ -36,7 +36,7 @@ from feyntk.errors import DegenerateKernelError
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS,
                                      QuadratureReport, check_kinks_at_zero_variance,
-                                     direction_scales, eigen_directions,
+                                     direction_scales, factor, triangular_directions,
                                      halfrange_rule, hermite_rule, legendre_rule, node_counts,
                                      prune_cuts,
                                      tensor_levels)
@@ -171,6 +171,8 @@ def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> 
 
     With :func:`half_grid`, odd outputs are printed as 0 (the driver sums half the grid).
     """
+    if backend == "numba" and d >= 3:
+        return _numba_triangular(act, d, reqs, name)
     outs = integrand_outputs(act, d, reqs)
     if half_grid(act, d, reqs):
         outs = [e if sgn > 0 else sp.Integer(0)
@@ -229,6 +231,105 @@ def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
     lines.append(print_block(assigns, printer, ind))
     lines += [f"{ind}acc{j} += w{d - 1}*o{j}" for j in range(n)]
     lines += [f"{I * 2}out[b, {j}] = acc{j}" for j in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+def triangular_terms(act: Activation, d: int, reqs):
+    """Each output column as ``Σ_g coef_g · g(z_{d-1})`` (for the triangular factor's kernels).
+
+    Returns ``(atoms, inner, coefs)``: ``atoms[s]`` the derivative orders k of σ^{(k)}(z_s)
+    needed for s < d-1 (symbols ``a{s}_{k}``); ``inner`` the distinct functions g of the last
+    sample, keyed ``(ks, p)`` for ``Π_k σ^{(k)}(z) · z^p``; ``coefs[j]`` a dict ``{g index:
+    expression in the atoms, z_0..z_{d-2} and P}`` (empty for an output printed as 0 on the half
+    grid). Hermite polynomials in y = Pz are expanded in z_{d-1}.
+    """
+    last = d - 1
+    z = sp.symbols(f"z0:{d}")
+    Pm = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"P_{min(i, j)}_{max(i, j)}"))
+    y = [sum(Pm[i, j] * z[j] for j in range(d)) for i in range(d)]
+    zero = (output_parities(act, d, reqs) if half_grid(act, d, reqs) else None)
+    atoms: dict[int, set] = {s: set() for s in range(last)}
+    inner: list[tuple] = []
+    coefs: list[dict] = []
+    col = 0
+    for lp, q in reqs:
+        rest = sp.Mul(*[sp.Symbol(f"a{s}_{k}") for k, s in lp if s < last])
+        ks = tuple(sorted(k for k, s in lp if s == last))
+        for k, s in lp:
+            if s < last:
+                atoms[s].add(k)
+        for c in (hermite_components(d, q) if q else [()]):
+            terms: dict[int, sp.Expr] = {}
+            if zero is None or zero[col] > 0:
+                poly = sp.Poly(hermite_poly(c, y, Pm) if q else sp.Integer(1), z[last])
+                for (p,), cf in poly.terms():
+                    if (ks, p) not in inner:
+                        inner.append((ks, p))
+                    g = inner.index((ks, p))
+                    terms[g] = terms.get(g, 0) + rest * cf
+            coefs.append(terms)
+            col += 1
+    return {s: sorted(v) for s, v in atoms.items()}, inner, coefs
+
+
+def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
+    """The d-sample kernel (d ≥ 3) for a lower-triangular factor L (z_s = Σ_{j≤s} L_sj u_j).
+
+    z_s is complete at loop level s, so σ^{(k)}(z_s) is evaluated there, once per iteration of
+    that level; the innermost loop evaluates only the functions g of the last sample and sums
+    their moments M_g; each output Σ_g coef_g M_g is added once per iteration of level d-2.
+    Per node this costs one evaluation of σ's transcendental functions instead of d.
+    """
+    I = "    "
+    last = d - 1
+    atoms, inner, coefs = triangular_terms(act, d, reqs)
+    printer = PRINTERS["numba"]()
+    zs = sp.symbols(f"z0:{d}")
+    n = len(coefs)
+    hermite = any(q for _, q in reqs)
+    lines = ["@numba.njit(nogil=True, cache=True, error_model='numpy')",
+             f"def {name}(L, x, w, m, cut, P, lo, hi, out):",
+             f'{I}"""Tensor rule, lower-triangular L: z = L·u on the grid Π_j x[j, :m[j]] (first '
+             f'axis i0 in [lo, hi)), skipping subtrees whose weight cannot reach cut; {n} '
+             'outputs."""',
+             f"{I}for b in range(L.shape[0]):"]
+    lines += [f"{I * 2}L_{s}_{j} = L[b, {s}, {j}]" for s in range(d) for j in range(s + 1)]
+    if hermite:
+        lines += [f"{I * 2}P_{i}_{j} = P[b, {i}, {j}]" for i in range(d) for j in range(i, d)]
+    lines += [f"{I * 2}acc{j} = 0.0" for j in range(n) if coefs[j]]
+    ind = I * 2
+    for j in range(last):
+        rng = "range(lo, hi)" if j == 0 else f"range(m[{j}])"
+        lines.append(f"{ind}for i{j} in {rng}:")
+        ind += I
+        lines.append(f"{ind}u{j} = x[{j}, i{j}]")
+        lines.append(f"{ind}w{j} = " + ("w[0, i0]" if j == 0 else f"w{j - 1}*w[{j}, i{j}]"))
+        lines.append(f"{ind}if w{j} < cut[{j}]:")
+        lines.append(f"{ind}{I}continue")
+        for s in range(j, d):
+            prev = "" if j == 0 else f"t{s}_{j - 1} + "
+            lines.append(f"{ind}{f'z{s}' if s == j else f't{s}_{j}'} = {prev}L_{s}_{j}*u{j}")
+        if atoms[j]:
+            block = assignments([(f"a{j}_{k}", act.derivative(k).regular.subs(Z, zs[j]))
+                                 for k in atoms[j]], prefix=f"e{j}_")
+            lines.append(print_block(block, printer, ind))
+    # innermost loop: moments of the last sample's functions
+    lines += [f"{ind}M{g} = 0.0" for g in range(len(inner))]
+    lines.append(f"{ind}for i{last} in range(m[{last}]):")
+    ind2 = ind + I
+    lines.append(f"{ind2}wl = w[{last}, i{last}]")
+    lines.append(f"{ind2}if w{last - 1}*wl < cut[{last}]:")
+    lines.append(f"{ind2}{I}continue")
+    lines.append(f"{ind2}z{last} = t{last}_{last - 1} + L_{last}_{last}*x[{last}, i{last}]")
+    gexprs = [(f"g{g}", sp.Mul(*[act.derivative(k).regular.subs(Z, zs[last]) for k in ks])
+               * zs[last] ** p) for g, (ks, p) in enumerate(inner)]
+    lines.append(print_block(assignments(gexprs, prefix="h"), printer, ind2))
+    lines += [f"{ind2}M{g} += wl*g{g}" for g in range(len(inner))]
+    outs = [(f"o{j}", sum(cf * sp.Symbol(f"M{g}") for g, cf in terms.items()))
+            for j, terms in enumerate(coefs) if terms]
+    lines.append(print_block(assignments(outs, prefix="c"), printer, ind))
+    lines += [f"{ind}acc{j} += w{last - 1}*o{j}" for j in range(n) if coefs[j]]
+    lines += [f"{I * 2}out[b, {j}] = {f'acc{j}' if coefs[j] else '0.0'}" for j in range(n)]
     return "\n".join(lines) + "\n"
 
 
@@ -297,15 +398,61 @@ def _schedule(d: int, r: int, fine: bool = False) -> tuple[str, list[int]]:
 
 
 def _whiten(KS: np.ndarray):
-    """Per-subset eigen factors as in ``gaussian._whiten``: (L padded to (B,d,d), rank r)."""
-    w, U, keep = eigen_directions(KS)
-    B, d = w.shape
-    L = np.zeros_like(U)
-    r = keep.sum(-1)
-    for b in range(B):  # kept directions first, in eigh order (as gaussian._whiten)
-        k = keep[b]
-        L[b, :, :r[b]] = U[b][:, k] * np.sqrt(np.clip(w[b, k], 0.0, None))[None, :]
-    return L, r
+    """Per-subset factors of :func:`feyntk.numbers.gaussian.factor` (B, d, d), their ranks
+    (number of nonzero directions) and, for d ≥ 3, the pivot orders of the triangular factors
+    (``L[b, perm[b]]`` lower triangular; None for d ≤ 2)."""
+    if KS.shape[-1] >= 3:
+        L, perm = triangular_directions(KS)
+    else:
+        L, perm = factor(KS), None
+    return L, np.any(L != 0, axis=1).sum(-1), perm
+
+
+def permutation_closure(d: int, reqs) -> list[tuple[tuple, int]]:
+    """The requests with every relabelling of the d slots added (sorted). :func:`requests`
+    already returns closed sets; the numba kernels for d ≥ 3 need one (:func:`_column_maps`)."""
+    out = {(tuple(sorted((k, pi[s]) for k, s in lp)), q)
+           for lp, q in reqs for pi in itertools.permutations(range(d))}
+    return sorted(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_maps(d: int, reqs: tuple) -> dict[tuple, np.ndarray]:
+    """For each permutation π of the d slots: the column of the kernel's output layout that each
+    column computes when the kernel is fed the variables in the order π (slot t ← variable
+    π[t]). The requests of one d are closed under slot permutations (all surjections)."""
+    offs, _ = layout(d, reqs)
+    col = {}
+    for (lp, q), o in zip(reqs, offs):
+        for i, c in enumerate(hermite_components(d, q) if q else [()]):
+            col[(lp, q, c)] = o + i
+    if sorted(reqs) != permutation_closure(d, reqs):
+        raise ValueError("the numba kernels for d ≥ 3 compute requests closed under slot "
+                         "permutations; pass permutation_closure(d, reqs) (requests() is)")
+    maps = {}
+    for pi in itertools.permutations(range(d)):
+        cm = np.empty(len(col), dtype=np.int64)
+        for (lp, q, c), j in col.items():
+            cm[j] = col[(tuple(sorted((k, pi[t]) for k, t in lp)), q,
+                         tuple(sorted(pi[t] for t in c)))]
+        maps[pi] = cm
+    return maps
+
+
+def _run_permuted(kern, d, nout, L, P, perm, reqs, rule, m, scales, half):
+    """:func:`_run_numba` on the pivot-ordered variables (lower-triangular factors), columns
+    mapped back to the kernel's layout for the original order."""
+    B = L.shape[0]
+    rows = np.arange(B)[:, None]
+    out = _run_numba(kern, d, nout, np.ascontiguousarray(L[rows, perm]),
+                     np.ascontiguousarray(P[rows[:, :, None], perm[:, :, None],
+                                            perm[:, None, :]]), rule, m, scales, half)
+    res = np.empty_like(out)
+    maps = _column_maps(d, tuple(reqs))
+    for pi in np.unique(perm, axis=0):
+        sel = np.nonzero((perm == pi).all(-1))[0]
+        res[sel[:, None], maps[tuple(int(t) for t in pi)][None, :]] = out[sel]
+    return res
 
 
 def _polar_nodes(L: np.ndarray, m: int):
@@ -328,20 +475,16 @@ def _polar_nodes(L: np.ndarray, m: int):
 
 
 def _tensor_nodes(d: int, ms: tuple[int, ...]):
-    """Per-direction nodes/weights padded to (d, M): ms[j] nodes in the first len(ms)
-    directions (:func:`~feyntk.numbers.gaussian.node_counts`), 1 point else; and the pruning
-    cuts: a partial product w_0…w_j below cut[j] cannot reach PRUNE × the largest node weight,
-    so the kernel skips its subtree (the oracle's pruned rule exactly)."""
+    """Per-direction nodes/weights padded to (d, M) (ms[j] nodes along direction j,
+    :func:`~feyntk.numbers.gaussian.node_counts`) and the pruning cuts: a partial product
+    w_0…w_j below cut[j] cannot reach PRUNE × the largest node weight, so the kernel skips its
+    subtree (the oracle's pruned rule exactly)."""
     rules = [hermite_rule(m) for m in ms]
-    M = max([len(x) for x, _ in rules], default=1)
+    M = max(len(x) for x, _ in rules)
     X, W = np.zeros((d, M)), np.zeros((d, M))
     cnt = np.ones(d, dtype=np.int64)
-    for j in range(d):
-        if j < len(ms):
-            x, w = rules[j]
-            X[j, :len(x)], W[j, :len(x)], cnt[j] = x, w, len(x)
-        else:
-            W[j, 0] = 1.0
+    for j, (x, w) in enumerate(rules):
+        X[j, :len(x)], W[j, :len(x)], cnt[j] = x, w, len(x)
     return X, W, cnt, prune_cuts(W.max(axis=1))
 
 
@@ -404,11 +547,11 @@ def _run_jax(kern, d, nout, L, P, rule, m, scales, half=False):
         ms = node_counts(m, scales)
         # every direction padded symmetrically (the half grid still pairs ±u) to max(ms) nodes
         # of weight 0: one grid shape per level, so XLA compiles once per (d, m, batch bucket)
-        # instead of once per anisotropic shape
+        # instead of once per anisotropic shape; a zero direction keeps its one node
         M = max(ms)
         rules = [hermite_rule(mj) for mj in ms]
-        rules = [(np.pad(x, (M - len(x)) // 2), np.pad(w, (M - len(w)) // 2)) for x, w in rules]
-        rules += [(np.zeros(1), np.ones(1))] * (d - len(ms))
+        rules = [(np.pad(x, (M - len(x)) // 2), np.pad(w, (M - len(w)) // 2)) if len(x) > 1
+                 else (x, w) for x, w in rules]
         xs = [jnp.asarray(x) for x, _ in rules]
         wts = [jnp.asarray(w) for _, w in rules]
         if half:
@@ -447,28 +590,30 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
     P = np.zeros((C, d, d))
     if any(q for _, q in reqs) and ok.any():
         P[ok] = np.linalg.inv(KS[ok])
-    L, rank = _whiten(KS)
+    L, rank, perm = _whiten(KS)
     run = _run_numba if backend == "numba" else _run_jax
     result = np.zeros((C, nout))
     # subsets of one rank and one grid shape (direction scales) share a rule
-    scales = np.zeros((C, d))
-    for r in np.unique(rank):
-        sel = rank == r
-        scales[sel, :r] = direction_scales(L[sel][:, :, :r])
+    scales = direction_scales(L)  # 0: zero direction, one node
     keys = np.concatenate([rank[:, None], scales], axis=1)
     for key in np.unique(keys, axis=0):
         idx = np.nonzero((keys == key).all(-1))[0]
         r = int(key[0])
-        sc = tuple(key[1:1 + r])
+        sc = tuple(key[1:])
         rule, levels = _schedule(d, r, fine)
-        h = half and rule == "tensor" and r > 0
-        prev = run(kern, d, nout, L[idx], P[idx], rule, levels[0], sc, h)
+        h = half and rule == "tensor" and r > 0 and sc[0] > 0  # the half grid splits axis 0
+        if perm is not None and backend == "numba":  # triangular kernels: pivot order
+            run_at = lambda rows, m: _run_permuted(  # noqa: E731
+                kern, d, nout, L[rows], P[rows], perm[rows], reqs, rule, m, sc, h)
+        else:
+            run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], rule, m, sc, h)  # noqa
+        prev = run_at(idx, levels[0])
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()
         active = np.arange(len(idx))
         dlast, dprev = np.full_like(prev, np.inf), np.full_like(prev, np.inf)
         for m in levels[1:]:
-            cur = run(kern, d, nout, L[idx[active]], P[idx[active]], rule, m, sc, h)
+            cur = run_at(idx[active], m)
             diff = np.abs(cur - prev[active])
             dprev[active], dlast[active] = dlast[active], diff
             ok = diff <= ATOL + RTOL * np.abs(cur)
