@@ -8,13 +8,17 @@ of a label assignment with d distinct samples is the integral of its subset and 
 
 The quadrature is the oracle's (:func:`feyntk.numbers.gaussian.expect` as called by
 :class:`feyntk.numbers.evaluate.BlobCache`), executed for all subsets and patterns of one d
-together: eigen-whitening of K_S with near-zero directions dropped, a tensor Gauss–Hermite rule
-(or the polar rule for 2-d), refined m → 2m per pattern until two levels agree to
-``atol + rtol·|value|``, with the same start and maximum m per rank. Each pattern keeps the
-value of its own stopping level, so the numbers agree with the oracle to rounding.
+together: the same factor of K_S (:func:`feyntk.numbers.gaussian.factor`; zero directions get
+one node), a tensor Gauss–Hermite rule (or the polar rule for 2-d), refined m → 2m per pattern
+until two levels agree to ``atol + rtol·|value|``, with the same start and maximum m per rank.
+Each pattern keeps the value of its own stopping level, so the numbers agree with the oracle to
+rounding.
 
 The integrands are generated kernels (:func:`integrand_source`); σ^{(k)} of all orders and
-samples share one CSE'd body, so a node costs one evaluation of each transcendental function.
+samples share CSE'd bodies. The numba kernels for d ≥ 3 run on the pivot-ordered variables of
+the triangular factor (:func:`_numba_triangular`: σ of sample s evaluated at loop level s, the
+innermost loop only sums moments of the last sample's functions), and their columns are mapped
+back (:func:`_column_maps`); the JAX kernels take any factor.
 
 Common mistakes:
     * A Hermite table entry is masked (zero) where a picked label repeats the sample of an

@@ -143,8 +143,8 @@ class BlobCache:
                 He = _hermite(y, P, nlegs)
                 return (He * F[:, None, :]).reshape(z.shape[0], -1, z.shape[-1])
 
-            val = expect(f, KS, rtol=RTOL_BLOB, report=self.report,
-                         fine=self.fine).value.reshape((d,) * nlegs)
+            val = expect(f, KS, rtol=RTOL_BLOB, report=self.report, fine=self.fine,
+                         smooth=self.act.is_smooth).value.reshape((d,) * nlegs)
             self.store[key] = (S, val)
         return self.store[key]
 

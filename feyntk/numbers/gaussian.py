@@ -4,12 +4,12 @@ Conventions: ``⟨f⟩_K = E[f(z)]`` with ``z ~ N(0, K)``, ``K`` a d×d covarian
 
 Two methods, one result type :class:`Estimate` (value and an error estimate):
 
-* **Quadrature** (any f): K is factorised by its eigen-decomposition, directions with zero
-  variance are dropped (so duplicate inputs, zero-norm inputs and rank-deficient Gram matrices
-  give the correct limit, never NaN), and a tensor-product Gauss–Hermite rule is applied: m
-  points along the widest direction, fewer along narrower ones (∝ sqrt of the variance,
-  :func:`node_counts`), nodes of negligible weight pruned (:data:`PRUNE`); 2-d integrals use a
-  polar rule. The rule is refined (m → 2m) until two successive results
+* **Quadrature** (any f): K = L Lᵀ is factorised (:func:`factor`: a pivoted triangular factor
+  for d ≥ 3, eigen directions for d ≤ 2), directions with zero variance are dropped (so
+  duplicate inputs, zero-norm inputs and rank-deficient Gram matrices give the correct limit,
+  never NaN), and a tensor-product Gauss–Hermite rule is applied: m points along the widest
+  direction, fewer along narrower ones (∝ the column norm, :func:`node_counts`), nodes of
+  negligible weight pruned (:data:`PRUNE`); 2-d integrals use a polar rule. The rule is refined (m → 2m) until two successive results
   agree to ``atol + rtol·|value|``; the error estimate is their difference. Smooth integrands
   converge exponentially; kinked ones (relu without its closed form) only algebraically, which
   the error estimate then shows.
@@ -307,11 +307,13 @@ def triangular_directions(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sd[..., :, None] * C, perm
 
 
-def factor(cov: np.ndarray) -> np.ndarray:
+def factor(cov: np.ndarray, smooth: bool = True) -> np.ndarray:
     """The factor L (B, d, d) with cov = L Lᵀ that every quadrature rule here uses: triangular
     (:func:`triangular_directions`) for d ≥ 3, where tensor rules apply; eigen directions
-    (kept ones first, ascending) for d ≤ 2 (the polar rule). Zero directions are zero columns."""
-    if cov.shape[-1] >= 3:
+    (kept ones first, ascending) for d ≤ 2 (the polar rule) and for integrands with kinks
+    (``smooth=False``: the eigenbasis needs about half the nodes of the triangular one there, and
+    relu's tables never reach the triangular kernels). Zero directions are zero columns."""
+    if cov.shape[-1] >= 3 and smooth:
         return triangular_directions(cov)[0]
     w, U, keep = eigen_directions(cov)
     L = U * np.sqrt(np.where(keep, np.clip(w, 0.0, None), 0.0))[..., None, :]
@@ -319,10 +321,10 @@ def factor(cov: np.ndarray) -> np.ndarray:
     return np.take_along_axis(L, order[..., None, :], axis=-1)
 
 
-def _whiten(cov: np.ndarray) -> np.ndarray:
+def _whiten(cov: np.ndarray, smooth: bool = True) -> np.ndarray:
     """Return a (B, d, r) factor L with cov = L Lᵀ (:func:`factor`), directions that are zero
     for the whole batch dropped."""
-    L = factor(cov)
+    L = factor(cov, smooth)
     keep = np.any(L != 0, axis=(0, 1))
     return L[..., :, keep]
 
@@ -421,7 +423,8 @@ def _apply_rule(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
 def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
            atol: float = ATOL, m: int | None = None, m_max: int | None = None,
            kinks: tuple[float, ...] = (), shift=None,
-           report: QuadratureReport | None = None, fine: bool = False) -> Estimate:
+           report: QuadratureReport | None = None, fine: bool = False,
+           smooth: bool = True) -> Estimate:
     """⟨f⟩_K by adaptive Gauss–Hermite quadrature.
 
     Args:
@@ -437,6 +440,8 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
             (a conditional mean); only used to place the splits.
         report: where to record integrals that reach ``m_max`` unconverged.
         fine: larger default caps for 3- and 4-sample integrals (:func:`tensor_levels`).
+        smooth: f has no kinks (with ``kinks`` given it is taken as kinked); selects the
+            factor of K (:func:`factor`).
 
     Returns:
         :class:`Estimate` with the batch shape (scalar for a single covariance).
@@ -444,7 +449,7 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     cov = np.asarray(cov, dtype=float)
     single = cov.ndim == 2
     C = cov[None] if single else cov
-    L = _whiten(C)  # checks finite and PSD
+    L = _whiten(C, smooth and not kinks)  # checks finite and PSD
     r = L.shape[-1]
     rule = _apply_rule
     if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
