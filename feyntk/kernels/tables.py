@@ -194,6 +194,16 @@ def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> 
     return _jax_integrand(d, n, assigns, printer, yfix, pload, name)
 
 
+def _loop_head(j: int, ind: str) -> list[str]:
+    """Lines opening loop level j of a tensor-rule kernel: node u_j, partial weight w_j (first
+    axis over [lo, hi)), and the pruning skip of subtrees whose weight cannot reach cut[j]."""
+    I = "    "
+    rng = "range(lo, hi)" if j == 0 else f"range(m[{j}])"
+    w = "w[0, i0]" if j == 0 else f"w{j - 1}*w[{j}, i{j}]"
+    return [f"{ind}for i{j} in {rng}:", f"{ind}{I}u{j} = x[{j}, i{j}]", f"{ind}{I}w{j} = {w}",
+            f"{ind}{I}if w{j} < cut[{j}]:", f"{ind}{I * 2}continue"]
+
+
 def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
     I = "    "
     if d == 2:  # explicit nodes (polar rule)
@@ -220,13 +230,8 @@ def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
     lines += [f"{I * 2}acc{j} = 0.0" for j in range(n)]
     ind = I * 2
     for j in range(d):
-        rng = "range(lo, hi)" if j == 0 else f"range(m[{j}])"
-        lines.append(f"{ind}for i{j} in {rng}:")
+        lines += _loop_head(j, ind)
         ind += I
-        lines.append(f"{ind}u{j} = x[{j}, i{j}]")
-        lines.append(f"{ind}w{j} = " + (f"w[0, i0]" if j == 0 else f"w{j - 1}*w[{j}, i{j}]"))
-        lines.append(f"{ind}if w{j} < cut[{j}]:")
-        lines.append(f"{ind}{I}continue")
         for s in range(d):
             prev = "" if j == 0 else f"t{s}_{j - 1} + "
             tgt = f"z{s}" if j == d - 1 else f"t{s}_{j}"
@@ -303,13 +308,8 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
     lines += [f"{I * 2}acc{j} = 0.0" for j in range(n) if coefs[j]]
     ind = I * 2
     for j in range(last):
-        rng = "range(lo, hi)" if j == 0 else f"range(m[{j}])"
-        lines.append(f"{ind}for i{j} in {rng}:")
+        lines += _loop_head(j, ind)
         ind += I
-        lines.append(f"{ind}u{j} = x[{j}, i{j}]")
-        lines.append(f"{ind}w{j} = " + ("w[0, i0]" if j == 0 else f"w{j - 1}*w[{j}, i{j}]"))
-        lines.append(f"{ind}if w{j} < cut[{j}]:")
-        lines.append(f"{ind}{I}continue")
         for s in range(j, d):
             prev = "" if j == 0 else f"t{s}_{j - 1} + "
             lines.append(f"{ind}{f'z{s}' if s == j else f't{s}_{j}'} = {prev}L_{s}_{j}*u{j}")
