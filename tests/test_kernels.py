@@ -183,6 +183,59 @@ def test_integrals_reproduce_expect(d, backend):
                 assert got[reqs[1]][b, col] == pytest.approx(ref[i, j], rel=1e-12, abs=1e-14)
 
 
+@pytest.mark.parametrize("name,scale", [("tanh", 1.0), ("tanh", 2500.0), ("swish", 1.0),
+                                        ("sin", 1.0), ("gelu", 1.0), ("softplus", 1.0)])
+def test_addition_theorem_kernels_reproduce_expect(name, scale):
+    """The 3-sample kernels take tanh/sigmoid/exp/sin/cos of the last sample apart into outer
+    and inner factors (feyntk.kernels.separable); large |z| (scale 2500: e^{2z} would overflow)
+    falls back to direct evaluation. Both paths against the oracle's rule."""
+    from feyntk.kernels.compile import load_module
+    from feyntk.kernels.module import _HEADER
+    from feyntk.kernels.tables import integrand_source
+
+    act = get_activation(name)
+    rng = np.random.default_rng(7)
+    A = rng.normal(size=(4, 4))
+    K = (A @ A.T / 4 + 0.1 * np.eye(4)) * scale
+    d = 3
+    lps = [((0, 0), (0, 1), (1, 2)), ((0, 0), (1, 1), (2, 2)), ((0, 0), (0, 1), (0, 2), (2, 2))]
+    reqs = permutation_closure(d, [(lp, 0) for lp in lps])
+    src = _HEADER["numba"] + "\n\n" + integrand_source(act, d, reqs, "numba", "kern")
+    assert ("q0 = " in src) == (name != "gelu")  # gelu's erf and e^{-z²/2} stay inside
+    mod = load_module(f"test_addition_{name}_{abs(hash(src))}", src)
+    subsets = np.array(list(itertools.combinations(range(4), d)))
+    got = integrals(act, K, d, reqs, mod.kern, "numba", subsets=subsets)
+    for lp in lps:
+        for b, S in enumerate(subsets):
+            f = lambda z: np.prod([act.numpy(k)(z[:, s]) for k, s in lp], axis=0)
+            ref = float(expect(f, K[np.ix_(S, S)], rtol=1e-12).value)
+            assert got[(lp, 0)][b, 0] == pytest.approx(ref, rel=1e-11, abs=1e-14), (lp, S)
+
+
+def test_addition_theorems_split_atoms_exactly():
+    from feyntk.kernels.separable import A, T, split
+
+    from feyntk.spec.activation import Sigmoid, Softplus
+
+    z = sp.Symbol("z")
+
+    def num(e):
+        e = e.replace(Sigmoid, lambda u: 1 / (1 + sp.exp(-u)))
+        return float(e.replace(Softplus, lambda u: sp.log(1 + sp.exp(u))).evalf(30))
+
+    for name in ("tanh", "swish", "sin", "softplus", "gelu"):
+        act = get_activation(name)
+        exprs = [act.derivative(k).regular.subs(sp.Symbol("z", real=True), z) for k in range(3)]
+        sp_ = split(exprs, z)
+        for t, a in [(0.3, -1.2), (-2.0, 0.7), (5.0, 4.0)]:
+            vals = {sp.Symbol(f"p{j}"): num(o.subs(T, t) * i.subs(A, a))
+                    for j, (o, i) in enumerate(sp_.pairs)}
+            for e, e2 in zip(exprs, sp_.exprs):
+                want = num(e.subs(z, t + a))
+                assert num(e2.subs(vals).subs(z, t + a)) == pytest.approx(want, abs=1e-14)
+        assert bool(sp_.pairs) == (name != "gelu")
+
+
 # -- lowering and symmetries ------------------------------------------------------------------
 @pytest.mark.parametrize("form", ["derivative", "inverse-metric"])
 def test_lowering_leaves_only_external_labels(form):
@@ -254,6 +307,9 @@ def test_printers_differ_by_module_tables_and_are_strict():
         .replace("math.", "jnp.") == jx
     assert {"_tanh(z)", "math.erf(z)", "math.exp(-z)"} <= set(nb.replace("*", " ").split())
     assert NumbaPrinter().doprint(sp.Rational(1, 3) * z**2) == "((1.0/3.0))*(z*z)"
+    for expr in (1 / (1 + z), (1 + z) ** -2, 1 / (2 * z)):  # a reciprocal keeps its parentheses
+        assert eval(NumbaPrinter().doprint(expr), {"z": 0.5}) == pytest.approx(
+            float(expr.subs(z, 0.5)), rel=1e-15)
     with pytest.raises(Exception, match="Unsupported"):
         NumbaPrinter().doprint(sp.Function("mystery")(z))
     with pytest.raises(Exception):

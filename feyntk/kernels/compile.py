@@ -49,7 +49,7 @@ def generator_digest() -> str:
     """Hash of the code generator's own source, so that editing it never reuses stale files."""
     h = hashlib.sha256(CODEGEN_VERSION.encode())
     here = Path(__file__).parent
-    for name in ("lower.py", "printers.py", "tables.py", "module.py"):
+    for name in ("lower.py", "printers.py", "tables.py", "module.py", "separable.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.codegen.ast import Assignment
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 _FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sinh", "cosh", "sin", "cos", "tan", "atan",
@@ -47,7 +48,7 @@ class _KernelPrinter(PythonCodePrinter):
             b = self.parenthesize(base, 100)
             return "(" + "*".join([b] * int(exp)) + ")"
         if exp.is_Integer and -8 <= int(exp) <= -1:
-            return f"(1.0/{self._print(base ** (-exp))})"
+            return f"(1.0/{self.parenthesize(base ** (-exp), PRECEDENCE['Mul'])})"
         if exp == sp.Rational(1, 2):
             return f"{self._kf['sqrt']}({self._print(base)})"
         if exp == sp.Rational(-1, 2):

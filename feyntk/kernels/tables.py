@@ -37,6 +37,7 @@ import numpy as np
 import sympy as sp
 
 from feyntk.errors import DegenerateKernelError
+from feyntk.kernels import separable
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS,
                                      QuadratureReport, check_kinks_at_zero_variance,
@@ -281,6 +282,69 @@ def triangular_terms(act: Activation, d: int, reqs):
     return {s: sorted(v) for s, v in atoms.items()}, inner, coefs
 
 
+def _node_bounds(sep, d: int, ind: str) -> list[str]:
+    """Kernel prologue for the addition-theorem products (:mod:`feyntk.kernels.separable`): the
+    table of inner factors and, with exponentials, the largest |node| per direction."""
+    if not sep.pairs:
+        return []
+    lines = [f"{ind}tab = np.empty(({len(sep.pairs)}, x.shape[1]))"]
+    if sep.rate:
+        lines += [f"{ind}xm = np.zeros({d})", f"{ind}for j in range({d}):",
+                  f"{ind}    for i in range(m[j]):", f"{ind}        xm[j] = max(xm[j], abs(x[j, i]))"]
+    return lines
+
+
+def _subset_tables(sep, d: int, ind: str, printer) -> list[str]:
+    """Per subset: whether the products stay finite (``fast``) and the inner factors."""
+    if not sep.pairs:
+        return []
+    last = d - 1
+    I = "    "
+    if sep.rate:
+        bound = " + ".join(f"abs(L_{last}_{j})*xm[{j}]" for j in range(d))
+        lines = [f"{ind}fast = ({bound})*{sep.rate!r} <= {separable.EXP_LIMIT!r}"]
+    else:
+        lines = [f"{ind}fast = True"]
+    lines += [f"{ind}if fast:", f"{ind}{I}for i in range(m[{last}]):",
+              f"{ind}{I * 2}A = L_{last}_{last}*x[{last}, i]"]
+    lines += [f"{ind}{I * 2}tab[{j}, i] = {printer.doprint(inner)}"
+              for j, (_, inner) in enumerate(sep.pairs)]
+    return lines
+
+
+def _innermost(gexprs, last: int, ind: str, printer, sep) -> list[str]:
+    """The innermost loop of a triangular kernel: ``M_g += w·g(z_last)`` over the nodes whose
+    weight reaches the cut (a contiguous range: Gauss–Hermite weights are unimodal), with the
+    addition-theorem products where ``fast`` and direct evaluation otherwise."""
+    if not gexprs:  # every output vanishes on the half grid
+        return []
+    I = "    "
+    wprev, t, il = f"w{last - 1}", f"t{last}_{last - 1}", f"i{last}"
+    lines = [f"{ind}ia = 0", f"{ind}ib = m[{last}]",
+             f"{ind}while ia < ib and {wprev}*w[{last}, ia] < cut[{last}]:", f"{ind}{I}ia += 1",
+             f"{ind}while ib > ia and {wprev}*w[{last}, ib - 1] < cut[{last}]:",
+             f"{ind}{I}ib -= 1"]
+    zl = sp.Symbol(f"z{last}")
+
+    def loop(exprs, ind2, pre):
+        out = [f"{ind2[:-4]}for {il} in range(ia, ib):", f"{ind2}wl = w[{last}, {il}]"] + pre
+        full = [(f"g{g}", e * (zl ** p)) for g, (e, p) in enumerate(exprs)]
+        if any(e.has(zl) for _, e in full):
+            out.insert(2, f"{ind2}z{last} = {t} + L_{last}_{last}*x[{last}, {il}]")
+        out.append(print_block(assignments(full, prefix="h"), printer, ind2))
+        out += [f"{ind2}M{g} += wl*g{g}" for g in range(len(exprs))]
+        return out
+
+    if not sep.pairs:
+        return lines + loop(gexprs, ind + I, [])
+    split = [(e, p) for e, (_, p) in zip(sep.exprs, gexprs)]
+    outer = [f"{ind}{I}q{j} = {printer.doprint(o.subs(separable.T, sp.Symbol(t)))}"
+             for j, (o, _) in enumerate(sep.pairs)]
+    pre = [f"{ind}{I * 2}p{j} = q{j}*tab[{j}, {il}]" for j in range(len(sep.pairs))]
+    return (lines + [f"{ind}if fast:"] + outer + loop(split, ind + I * 2, pre)
+            + [f"{ind}else:"] + loop(gexprs, ind + I * 2, []))
+
+
 def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
     """The d-sample kernel (d ≥ 3) for a lower-triangular factor L (z_s = Σ_{j≤s} L_sj u_j).
 
@@ -294,15 +358,18 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
     atoms, inner, coefs = triangular_terms(act, d, reqs)
     printer = PRINTERS["numba"]()
     zs = sp.symbols(f"z0:{d}")
+    sep = separable.split([sp.Mul(*[act.derivative(k).regular.subs(Z, zs[last]) for k in ks])
+                           for ks, _ in inner], zs[last])
     n = len(coefs)
     hermite = any(q for _, q in reqs)
-    lines = ["@numba.njit(nogil=True, cache=True, error_model='numpy')",
+    lines = ["@numba.njit(nogil=True, cache=True, error_model='numpy', fastmath={'reassoc', 'contract'})",
              f"def {name}(L, x, w, m, cut, P, lo, hi, out):",
              f'{I}"""Tensor rule, lower-triangular L: z = L·u on the grid Π_j x[j, :m[j]] (first '
              f'axis i0 in [lo, hi)), skipping subtrees whose weight cannot reach cut; {n} '
              'outputs."""',
-             f"{I}for b in range(L.shape[0]):"]
+             ] + _node_bounds(sep, d, I) + [f"{I}for b in range(L.shape[0]):"]
     lines += [f"{I * 2}L_{s}_{j} = L[b, {s}, {j}]" for s in range(d) for j in range(s + 1)]
+    lines += _subset_tables(sep, d, I * 2, printer)
     if hermite:
         lines += [f"{I * 2}P_{i}_{j} = P[b, {i}, {j}]" for i in range(d) for j in range(i, d)]
     lines += [f"{I * 2}acc{j} = 0.0" for j in range(n) if coefs[j]]
@@ -318,17 +385,10 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
                                  for k in atoms[j]], prefix=f"e{j}_")
             lines.append(print_block(block, printer, ind))
     # innermost loop: moments of the last sample's functions
+    gexprs = [(sp.Mul(*[act.derivative(k).regular.subs(Z, zs[last]) for k in ks]), p)
+              for ks, p in inner]
     lines += [f"{ind}M{g} = 0.0" for g in range(len(inner))]
-    lines.append(f"{ind}for i{last} in range(m[{last}]):")
-    ind2 = ind + I
-    lines.append(f"{ind2}wl = w[{last}, i{last}]")
-    lines.append(f"{ind2}if w{last - 1}*wl < cut[{last}]:")
-    lines.append(f"{ind2}{I}continue")
-    lines.append(f"{ind2}z{last} = t{last}_{last - 1} + L_{last}_{last}*x[{last}, i{last}]")
-    gexprs = [(f"g{g}", sp.Mul(*[act.derivative(k).regular.subs(Z, zs[last]) for k in ks])
-               * zs[last] ** p) for g, (ks, p) in enumerate(inner)]
-    lines.append(print_block(assignments(gexprs, prefix="h"), printer, ind2))
-    lines += [f"{ind2}M{g} += wl*g{g}" for g in range(len(inner))]
+    lines += _innermost(gexprs, last, ind, printer, sep)
     outs = [(f"o{j}", sum(cf * sp.Symbol(f"M{g}") for g, cf in terms.items()))
             for j, terms in enumerate(coefs) if terms]
     lines.append(print_block(assignments(outs, prefix="c"), printer, ind))
