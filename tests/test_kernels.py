@@ -157,7 +157,7 @@ def test_integrals_reproduce_expect(d, backend):
     K = (A @ A.T / (d + 1) + 0.1 * np.eye(d + 1)) * (0.05 if d == 4 else 1.0)
     lp = tuple(sorted([(0, s) for s in range(d)] + [(1, 0)]))
     reqs = [(lp, 0)] + ([(tuple((0, s) for s in range(d)), 2)] if d <= 2 else [])
-    if d >= 3:  # the triangular numba kernels compute permutation-closed request sets
+    if d >= 2:  # the triangular numba kernels compute permutation-closed request sets
         reqs = [(lp, 0)] + [r for r in permutation_closure(d, reqs) if r != (lp, 0)]
     from feyntk.kernels.compile import load_module
     from feyntk.kernels.module import _HEADER
@@ -185,10 +185,11 @@ def test_integrals_reproduce_expect(d, backend):
 
 @pytest.mark.parametrize("name,scale", [("tanh", 1.0), ("tanh", 2500.0), ("swish", 1.0),
                                         ("sin", 1.0), ("gelu", 1.0), ("softplus", 1.0)])
-def test_addition_theorem_kernels_reproduce_expect(name, scale):
-    """The 3-sample kernels take tanh/sigmoid/exp/sin/cos of the last sample apart into outer
-    and inner factors (feyntk.kernels.separable); large |z| (scale 2500: e^{2z} would overflow)
-    falls back to direct evaluation. Both paths against the oracle's rule."""
+@pytest.mark.parametrize("d", [2, 3])
+def test_exponential_products_reproduce_expect(name, scale, d):
+    """The triangular kernels evaluate tanh/sigmoid/exp from products of per-level tables of
+    exponentials (feyntk.kernels.separable); large |z| (scale 2500: e^{2z} would overflow) falls
+    back to direct evaluation, as do atoms without a rule (sin, erf). Both against the oracle."""
     from feyntk.kernels.compile import load_module
     from feyntk.kernels.module import _HEADER
     from feyntk.kernels.tables import integrand_source
@@ -197,12 +198,12 @@ def test_addition_theorem_kernels_reproduce_expect(name, scale):
     rng = np.random.default_rng(7)
     A = rng.normal(size=(4, 4))
     K = (A @ A.T / 4 + 0.1 * np.eye(4)) * scale
-    d = 3
-    lps = [((0, 0), (0, 1), (1, 2)), ((0, 0), (1, 1), (2, 2)), ((0, 0), (0, 1), (0, 2), (2, 2))]
+    lps = [((0, 0), (0, 1), (1, d - 1)), ((0, 0), (1, 1), (2, d - 1)),
+           ((0, 0), (0, 1), (0, d - 1), (2, d - 1))]
     reqs = permutation_closure(d, [(lp, 0) for lp in lps])
     src = _HEADER["numba"] + "\n\n" + integrand_source(act, d, reqs, "numba", "kern")
-    assert ("q0 = " in src) == (name != "gelu")  # gelu's erf and e^{-z²/2} stay inside
-    mod = load_module(f"test_addition_{name}_{abs(hash(src))}", src)
+    assert ("tab[" in src) == (name in ("tanh", "swish", "softplus"))
+    mod = load_module(f"test_products_{name}_{d}_{abs(hash(src))}", src)
     subsets = np.array(list(itertools.combinations(range(4), d)))
     got = integrals(act, K, d, reqs, mod.kern, "numba", subsets=subsets)
     for lp in lps:
@@ -212,9 +213,8 @@ def test_addition_theorem_kernels_reproduce_expect(name, scale):
             assert got[(lp, 0)][b, 0] == pytest.approx(ref, rel=1e-11, abs=1e-14), (lp, S)
 
 
-def test_addition_theorems_split_atoms_exactly():
-    from feyntk.kernels.separable import A, T, split
-
+def test_exponential_atoms_split_exactly():
+    from feyntk.kernels.separable import split
     from feyntk.spec.activation import Sigmoid, Softplus
 
     z = sp.Symbol("z")
@@ -223,17 +223,16 @@ def test_addition_theorems_split_atoms_exactly():
         e = e.replace(Sigmoid, lambda u: 1 / (1 + sp.exp(-u)))
         return float(e.replace(Softplus, lambda u: sp.log(1 + sp.exp(u))).evalf(30))
 
-    for name in ("tanh", "swish", "sin", "softplus", "gelu"):
+    for name in ("tanh", "swish", "softplus", "sin", "gelu"):
         act = get_activation(name)
         exprs = [act.derivative(k).regular.subs(sp.Symbol("z", real=True), z) for k in range(3)]
-        sp_ = split(exprs, z)
-        for t, a in [(0.3, -1.2), (-2.0, 0.7), (5.0, 4.0)]:
-            vals = {sp.Symbol(f"p{j}"): num(o.subs(T, t) * i.subs(A, a))
-                    for j, (o, i) in enumerate(sp_.pairs)}
+        sp_ = split(exprs, z, "E")
+        assert bool(sp_.rates) == (name in ("tanh", "swish", "softplus"))
+        for zv in (0.3, -2.0, 9.0):
+            vals = {sp.Symbol(f"E{r}"): sp.exp(k * zv) for r, k in enumerate(sp_.rates)}
             for e, e2 in zip(exprs, sp_.exprs):
-                want = num(e.subs(z, t + a))
-                assert num(e2.subs(vals).subs(z, t + a)) == pytest.approx(want, abs=1e-14)
-        assert bool(sp_.pairs) == (name != "gelu")
+                assert num(e2.subs(vals).subs(z, zv)) == pytest.approx(num(e.subs(z, zv)),
+                                                                      abs=1e-14)
 
 
 # -- lowering and symmetries ------------------------------------------------------------------

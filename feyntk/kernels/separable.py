@@ -1,25 +1,26 @@
-"""Addition theorems that move transcendental functions out of the innermost quadrature loop.
+"""Exponential addition theorems: transcendental calls replaced by products carried down the loops.
 
-In the triangular kernels (:func:`feyntk.kernels.tables.integrand_source`, d ≥ 3) the last
-sample is ``z = t + a``: ``t`` is fixed by the outer loops and ``a = L_ll·x_i`` runs over the
-innermost nodes. An atom ``f(c·z)`` whose f has an addition theorem is a combination of products
-``outer_j(t)·inner_j(a)``. The outer factors are evaluated once per outer iteration, the inner
-ones once per subset into a table, and the innermost loop is left with products and divisions,
-which vectorise.
+In the triangular kernels (:func:`feyntk.kernels.tables.integrand_source`, d ≥ 2) sample s is
+``z_s = Σ_{j≤s} L_sj·u_j`` with u_j the node of loop level j. An atom whose function is a
+rational function of one exponential ``e^{k z}`` is evaluated from
 
-=========  ======================  ===========================================
-atom       products                value
-=========  ======================  ===========================================
-tanh(cz)   e^{2ct}·e^{2ca}         1 − 2/(1 + p₀)   (absolute error ~1e-16)
-σ(cz)      e^{−ct}·e^{−ca}         1/(1 + p₀)       (:class:`~feyntk.spec.activation.Sigmoid`)
-exp(cz)    e^{ct}·e^{ca}           p₀
-sin(cz)    sin(ct)cos(ca), …       p₀ + p₁
-cos(cz)    cos(ct)cos(ca), …       p₀ − p₁
-=========  ======================  ===========================================
+    e^{k z_s} = Π_{j≤s} e^{k L_sj u_j},
 
-Other atoms (erf, log, softplus, e^{−z²/2}, …) stay in the innermost loop. Exponential products
-overflow for large |z|: :attr:`Split.rate` bounds the exponent per unit |z|, and the kernels use
-the products only for subsets with ``rate·max|z| ≤ EXP_LIMIT`` (direct evaluation elsewhere).
+a product of one table entry per level (tables of ``e^{k L_sj x_i}`` filled once per subset):
+each loop level multiplies the partial product it inherits by its own entry, so no loop runs an
+``exp``, and the innermost loop (products and one division per node) vectorises.
+
+============  ==========  =====================================
+atom          e^{k z}     value
+============  ==========  =====================================
+tanh(c·z)     k = 2c      1 − 2/(1 + E)   (absolute error ~1e-16)
+σ(c·z)        k = −c      1/(1 + E)       (:class:`~feyntk.spec.activation.Sigmoid`)
+exp(c·z)      k = c       E
+============  ==========  =====================================
+
+Other atoms (erf, log, softplus, sin, e^{−z²/2}, …) are evaluated directly. The products
+overflow for large |z|: the kernels use them only for subsets whose every ``|k|·max|z_s|`` stays
+below :data:`EXP_LIMIT` and evaluate directly elsewhere.
 """
 
 from __future__ import annotations
@@ -30,68 +31,54 @@ import sympy as sp
 
 from feyntk.spec.activation import Sigmoid
 
-T, A = sp.symbols("T A", real=True)
-"""The outer part t and the inner part a of the last sample z = t + a."""
-
 EXP_LIMIT = 600.0
-"""Largest exponent the products may reach (e^600 ≈ 1e260: products of two stay finite)."""
+"""Largest |k·z| for which the products are used (e^600 ≈ 1e260: finite, and so are partial
+products, which are bounded by the same sum of |k L_sj u_j|)."""
 
 
 @dataclass(frozen=True)
 class Split:
-    """Expressions with separable atoms replaced by combinations of ``p{j}``.
+    """Expressions with their exponential atoms replaced.
 
     Attributes:
-        exprs: the inputs, atoms replaced (may still contain z for the other atoms and powers).
-        pairs: ``p_j = outer_j(T)·inner_j(A)``, as ``(outer_j, inner_j)``.
-        rate: the largest |k| of an exponential ``e^{k z}`` among the products (0: none).
+        exprs: the inputs, each atom replaced by its value in the symbol ``<prefix><r>`` that
+            stands for ``e^{rates[r]·z}`` (other atoms and powers of z stay).
+        rates: the exponents k per unit z, one per symbol.
     """
 
     exprs: tuple
-    pairs: tuple
-    rate: float
+    rates: tuple
 
 
 def _rule(f, c):
-    """``(pairs, combine, rate)`` for the atom ``f(c·z)``, or None without an addition theorem."""
+    """``(k, value(E))`` for the atom ``f(c·z)`` with ``E = e^{k z}``, or None."""
     if f is sp.tanh:
-        return [(sp.exp(2 * c * T), sp.exp(2 * c * A))], lambda p: 1 - 2 / (1 + p[0]), abs(2 * c)
+        return 2 * c, lambda E: 1 - 2 / (1 + E)
     if f is Sigmoid:
-        return [(sp.exp(-c * T), sp.exp(-c * A))], lambda p: 1 / (1 + p[0]), abs(c)
+        return -c, lambda E: 1 / (1 + E)
     if f is sp.exp:
-        return [(sp.exp(c * T), sp.exp(c * A))], lambda p: p[0], abs(c)
-    if f is sp.sin:
-        return ([(sp.sin(c * T), sp.cos(c * A)), (sp.cos(c * T), sp.sin(c * A))],
-                lambda p: p[0] + p[1], 0)
-    if f is sp.cos:
-        return ([(sp.cos(c * T), sp.cos(c * A)), (sp.sin(c * T), sp.sin(c * A))],
-                lambda p: p[0] - p[1], 0)
+        return c, lambda E: E
     return None
 
 
-def split(exprs, z: sp.Symbol) -> Split:
-    """Replace every separable atom ``f(c·z)`` (c a nonzero number) of ``exprs``."""
+def split(exprs, z: sp.Symbol, prefix: str) -> Split:
+    """Replace every atom ``f(c·z)`` (c a nonzero real number) of ``exprs`` that has a rule."""
     exprs = [sp.sympify(e) for e in exprs]
-    pairs: list = []
-    rate = 0.0
-
-    def product(pair):
-        if pair not in pairs:
-            pairs.append(pair)
-        return sp.Symbol(f"p{pairs.index(pair)}")
-
+    rates: list = []
     rep = {}
-    atoms = set().union(*[e.atoms(sp.Function) for e in exprs]) if exprs else set()
+    atoms = set().union(*[e.atoms(sp.Function, sp.exp) for e in exprs]) if exprs else set()
     for atom in sorted(atoms, key=sp.default_sort_key):
         if len(atom.args) != 1 or not atom.args[0].has(z):
             continue
         c = sp.simplify(atom.args[0] / z)
-        if not c.is_number or c == 0:
+        if not (c.is_number and c.is_real) or c == 0:
             continue
         rule = _rule(atom.func, c)
         if rule is None:
             continue
-        ps, combine, r = rule
-        rep[atom] = combine([product(p) for p in ps])
-        rate = max(rate, float(r))
-    return Split(tuple(e.xreplace(rep) for e in exprs), tuple(pairs), rate)
+        k, value = rule
+        k = float(k)
+        if k not in rates:
+            rates.append(k)
+        rep[atom] = value(sp.Symbol(f"{prefix}{rates.index(k)}"))
+    return Split(tuple(e.xreplace(rep) for e in exprs), tuple(rates))

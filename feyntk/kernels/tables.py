@@ -9,16 +9,17 @@ of a label assignment with d distinct samples is the integral of its subset and 
 The quadrature is the oracle's (:func:`feyntk.numbers.gaussian.expect` as called by
 :class:`feyntk.numbers.evaluate.BlobCache`), executed for all subsets and patterns of one d
 together: the same factor of K_S (:func:`feyntk.numbers.gaussian.factor`; zero directions get
-one node), a tensor Gauss–Hermite rule (or the polar rule for 2-d), refined m → 2m per pattern
+one node), a tensor Gauss–Hermite rule, refined m → 2m per pattern
 until two levels agree to ``atol + rtol·|value|``, with the same start and maximum m per rank.
 Each pattern keeps the value of its own stopping level, so the numbers agree with the oracle to
 rounding.
 
 The integrands are generated kernels (:func:`integrand_source`); σ^{(k)} of all orders and
-samples share CSE'd bodies. The numba kernels for d ≥ 3 run on the pivot-ordered variables of
+samples share CSE'd bodies. The numba kernels for d ≥ 2 run on the pivot-ordered variables of
 the triangular factor (:func:`_numba_triangular`: σ of sample s evaluated at loop level s, the
-innermost loop only sums moments of the last sample's functions), and their columns are mapped
-back (:func:`_column_maps`); the JAX kernels take any factor.
+innermost loop only sums moments of the last sample's functions, with addition theorems
+(:mod:`feyntk.kernels.separable`) in place of transcendental calls), and their columns are
+mapped back (:func:`_column_maps`); the JAX kernels take any factor.
 
 Common mistakes:
     * A Hermite table entry is masked (zero) where a picked label repeats the sample of an
@@ -39,12 +40,9 @@ import sympy as sp
 from feyntk.errors import DegenerateKernelError
 from feyntk.kernels import separable
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
-from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS,
-                                     QuadratureReport, check_kinks_at_zero_variance,
-                                     direction_scales, factor, triangular_directions,
-                                     halfrange_rule, hermite_rule, legendre_rule, node_counts,
-                                     prune_cuts,
-                                     tensor_levels)
+from feyntk.numbers.gaussian import (ATOL, QuadratureReport, check_kinks_at_zero_variance,
+                                     direction_scales, factor, hermite_rule, node_counts,
+                                     prune_cuts, tensor_levels, triangular_directions)
 from feyntk.spec.activation import Z, Activation
 
 RTOL = 1e-12
@@ -167,8 +165,8 @@ def output_parities(act: Activation, d: int, reqs) -> list[int] | None:
 
 def half_grid(act: Activation, d: int, reqs) -> bool:
     """Whether the d-kernel sums half of the (symmetric) tensor grid: every output has a parity,
-    odd ones vanish and even ones are twice the half sum. Not for d = 2 (polar rule)."""
-    return d != 2 and act.is_smooth and output_parities(act, d, reqs) is not None
+    odd ones vanish and even ones are twice the half sum."""
+    return act.is_smooth and output_parities(act, d, reqs) is not None
 
 
 def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> str:
@@ -176,7 +174,7 @@ def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> 
 
     With :func:`half_grid`, odd outputs are printed as 0 (the driver sums half the grid).
     """
-    if backend == "numba" and d >= 3:
+    if backend == "numba" and d >= 2:
         return _numba_triangular(act, d, reqs, name)
     outs = integrand_outputs(act, d, reqs)
     if half_grid(act, d, reqs):
@@ -207,20 +205,6 @@ def _loop_head(j: int, ind: str) -> list[str]:
 
 def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
     I = "    "
-    if d == 2:  # explicit nodes (polar rule)
-        lines = [f"@numba.njit(nogil=True, cache=True, error_model='numpy')",
-                 f"def {name}(z, w, P, lo, hi, out):",
-                 f'{I}"""Σ_p w[b,p]·f_j(z[b,:,p]) for p in [lo, hi); {n} outputs f_j."""',
-                 f"{I}for b in range(z.shape[0]):"]
-        lines += [I * 2 + s for s in pload]
-        lines += [f"{I * 2}acc{j} = 0.0" for j in range(n)]
-        lines += [f"{I * 2}for p in range(lo, hi):",
-                  f"{I * 3}z0 = z[b, 0, p]", f"{I * 3}z1 = z[b, 1, p]", f"{I * 3}ww = w[b, p]"]
-        lines += [I * 3 + s for s in yfix]
-        lines.append(print_block(assigns, printer, I * 3))
-        lines += [f"{I * 3}acc{j} += ww*o{j}" for j in range(n)]
-        lines += [f"{I * 2}out[b, {j}] = acc{j}" for j in range(n)]
-        return "\n".join(lines) + "\n"
     lines = [f"@numba.njit(nogil=True, cache=True, error_model='numpy')",
              f"def {name}(L, x, w, m, cut, P, lo, hi, out):",
              f'{I}"""Tensor rule: z = L·u on the grid Π_j x[j, :m[j]] (first axis i0 in [lo, hi)),'
@@ -282,118 +266,95 @@ def triangular_terms(act: Activation, d: int, reqs):
     return {s: sorted(v) for s, v in atoms.items()}, inner, coefs
 
 
-def _node_bounds(sep, d: int, ind: str) -> list[str]:
-    """Kernel prologue for the addition-theorem products (:mod:`feyntk.kernels.separable`): the
-    table of inner factors and, with exponentials, the largest |node| per direction."""
-    if not sep.pairs:
-        return []
-    lines = [f"{ind}tab = np.empty(({len(sep.pairs)}, x.shape[1]))"]
-    if sep.rate:
-        lines += [f"{ind}xm = np.zeros({d})", f"{ind}for j in range({d}):",
-                  f"{ind}    for i in range(m[j]):", f"{ind}        xm[j] = max(xm[j], abs(x[j, i]))"]
-    return lines
-
-
-def _subset_tables(sep, d: int, ind: str, printer) -> list[str]:
-    """Per subset: whether the products stay finite (``fast``) and the inner factors."""
-    if not sep.pairs:
-        return []
-    last = d - 1
-    I = "    "
-    if sep.rate:
-        bound = " + ".join(f"abs(L_{last}_{j})*xm[{j}]" for j in range(d))
-        lines = [f"{ind}fast = ({bound})*{sep.rate!r} <= {separable.EXP_LIMIT!r}"]
-    else:
-        lines = [f"{ind}fast = True"]
-    lines += [f"{ind}if fast:", f"{ind}{I}for i in range(m[{last}]):",
-              f"{ind}{I * 2}A = L_{last}_{last}*x[{last}, i]"]
-    lines += [f"{ind}{I * 2}tab[{j}, i] = {printer.doprint(inner)}"
-              for j, (_, inner) in enumerate(sep.pairs)]
-    return lines
-
-
-def _innermost(gexprs, last: int, ind: str, printer, sep) -> list[str]:
-    """The innermost loop of a triangular kernel: ``M_g += w·g(z_last)`` over the nodes whose
-    weight reaches the cut (a contiguous range: Gauss–Hermite weights are unimodal), with the
-    addition-theorem products where ``fast`` and direct evaluation otherwise."""
-    if not gexprs:  # every output vanishes on the half grid
-        return []
-    I = "    "
-    wprev, t, il = f"w{last - 1}", f"t{last}_{last - 1}", f"i{last}"
-    lines = [f"{ind}ia = 0", f"{ind}ib = m[{last}]",
-             f"{ind}while ia < ib and {wprev}*w[{last}, ia] < cut[{last}]:", f"{ind}{I}ia += 1",
-             f"{ind}while ib > ia and {wprev}*w[{last}, ib - 1] < cut[{last}]:",
-             f"{ind}{I}ib -= 1"]
-    zl = sp.Symbol(f"z{last}")
-
-    def loop(exprs, ind2, pre):
-        out = [f"{ind2[:-4]}for {il} in range(ia, ib):", f"{ind2}wl = w[{last}, {il}]"] + pre
-        full = [(f"g{g}", e * (zl ** p)) for g, (e, p) in enumerate(exprs)]
-        if any(e.has(zl) for _, e in full):
-            out.insert(2, f"{ind2}z{last} = {t} + L_{last}_{last}*x[{last}, {il}]")
-        out.append(print_block(assignments(full, prefix="h"), printer, ind2))
-        out += [f"{ind2}M{g} += wl*g{g}" for g in range(len(exprs))]
-        return out
-
-    if not sep.pairs:
-        return lines + loop(gexprs, ind + I, [])
-    split = [(e, p) for e, (_, p) in zip(sep.exprs, gexprs)]
-    outer = [f"{ind}{I}q{j} = {printer.doprint(o.subs(separable.T, sp.Symbol(t)))}"
-             for j, (o, _) in enumerate(sep.pairs)]
-    pre = [f"{ind}{I * 2}p{j} = q{j}*tab[{j}, {il}]" for j in range(len(sep.pairs))]
-    return (lines + [f"{ind}if fast:"] + outer + loop(split, ind + I * 2, pre)
-            + [f"{ind}else:"] + loop(gexprs, ind + I * 2, []))
-
-
 def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
-    """The d-sample kernel (d ≥ 3) for a lower-triangular factor L (z_s = Σ_{j≤s} L_sj u_j).
+    """The d-sample kernel (d ≥ 2) for a lower-triangular factor L (z_s = Σ_{j≤s} L_sj u_j).
 
     z_s is complete at loop level s, so σ^{(k)}(z_s) is evaluated there, once per iteration of
     that level; the innermost loop evaluates only the functions g of the last sample and sums
-    their moments M_g; each output Σ_g coef_g M_g is added once per iteration of level d-2.
-    Per node this costs one evaluation of σ's transcendental functions instead of d.
+    their moments M_g (over all its nodes: those below the pruning cut weigh < PRUNE of the
+    largest); each output Σ_g coef_g M_g is added once per iteration of level d-2. Where σ's
+    atoms are exponentials (:mod:`feyntk.kernels.separable`) the loop nest runs on products
+    carried from level to level (no ``exp`` in any loop) for subsets where they cannot overflow,
+    and evaluates σ directly elsewhere.
     """
     I = "    "
     last = d - 1
     atoms, inner, coefs = triangular_terms(act, d, reqs)
     printer = PRINTERS["numba"]()
     zs = sp.symbols(f"z0:{d}")
-    sep = separable.split([sp.Mul(*[act.derivative(k).regular.subs(Z, zs[last]) for k in ks])
-                           for ks, _ in inner], zs[last])
+    funcs = {s: [(f"a{s}_{k}", act.derivative(k).regular.subs(Z, zs[s])) for k in atoms[s]]
+             for s in range(last)}
+    funcs[last] = [(f"g{g}", sp.Mul(*[act.derivative(k).regular.subs(Z, zs[last]) for k in ks])
+                    * zs[last] ** p) for g, (ks, p) in enumerate(inner)]
+    splits = {s: separable.split([e for _, e in funcs[s]], zs[s], f"E{s}_") for s in range(d)}
+    tabs = {(s, r, j): n for n, (s, r, j) in enumerate(
+        (s, r, j) for s in range(d) for r in range(len(splits[s].rates)) for j in range(s + 1))}
     n = len(coefs)
     hermite = any(q for _, q in reqs)
-    lines = ["@numba.njit(nogil=True, cache=True, error_model='numpy', fastmath={'reassoc', 'contract'})",
+    lines = ["@numba.njit(nogil=True, cache=True, error_model='numpy', "
+             "fastmath={'reassoc', 'contract'})",
              f"def {name}(L, x, w, m, cut, P, lo, hi, out):",
              f'{I}"""Tensor rule, lower-triangular L: z = L·u on the grid Π_j x[j, :m[j]] (first '
              f'axis i0 in [lo, hi)), skipping subtrees whose weight cannot reach cut; {n} '
-             'outputs."""',
-             ] + _node_bounds(sep, d, I) + [f"{I}for b in range(L.shape[0]):"]
-    lines += [f"{I * 2}L_{s}_{j} = L[b, {s}, {j}]" for s in range(d) for j in range(s + 1)]
-    lines += _subset_tables(sep, d, I * 2, printer)
-    if hermite:
-        lines += [f"{I * 2}P_{i}_{j} = P[b, {i}, {j}]" for i in range(d) for j in range(i, d)]
-    lines += [f"{I * 2}acc{j} = 0.0" for j in range(n) if coefs[j]]
+             'outputs."""']
+    if tabs:
+        lines += [f"{I}tab = np.empty(({len(tabs)}, x.shape[1]))", f"{I}xm = np.zeros({d})",
+                  f"{I}for j in range({d}):", f"{I * 2}for i in range(m[j]):",
+                  f"{I * 3}xm[j] = max(xm[j], abs(x[j, i]))"]
+    lines.append(f"{I}for b in range(L.shape[0]):")
     ind = I * 2
-    for j in range(last):
-        lines += _loop_head(j, ind)
-        ind += I
-        for s in range(j, d):
-            prev = "" if j == 0 else f"t{s}_{j - 1} + "
-            lines.append(f"{ind}{f'z{s}' if s == j else f't{s}_{j}'} = {prev}L_{s}_{j}*u{j}")
-        if atoms[j]:
-            block = assignments([(f"a{j}_{k}", act.derivative(k).regular.subs(Z, zs[j]))
-                                 for k in atoms[j]], prefix=f"e{j}_")
-            lines.append(print_block(block, printer, ind))
-    # innermost loop: moments of the last sample's functions
-    gexprs = [(sp.Mul(*[act.derivative(k).regular.subs(Z, zs[last]) for k in ks]), p)
-              for ks, p in inner]
-    lines += [f"{ind}M{g} = 0.0" for g in range(len(inner))]
-    lines += _innermost(gexprs, last, ind, printer, sep)
-    outs = [(f"o{j}", sum(cf * sp.Symbol(f"M{g}") for g, cf in terms.items()))
-            for j, terms in enumerate(coefs) if terms]
-    lines.append(print_block(assignments(outs, prefix="c"), printer, ind))
-    lines += [f"{ind}acc{j} += w{last - 1}*o{j}" for j in range(n) if coefs[j]]
-    lines += [f"{I * 2}out[b, {j}] = {f'acc{j}' if coefs[j] else '0.0'}" for j in range(n)]
+    lines += [f"{ind}L_{s}_{j} = L[b, {s}, {j}]" for s in range(d) for j in range(s + 1)]
+    if hermite:
+        lines += [f"{ind}P_{i}_{j} = P[b, {i}, {j}]" for i in range(d) for j in range(i, d)]
+    lines += [f"{ind}acc{j} = 0.0" for j in range(n) if coefs[j]]
+
+    def nest(fast: bool, ind: str) -> list[str]:
+        out = []
+        for j in range(d):
+            if j < last:
+                out += _loop_head(j, ind)
+            else:
+                out += [f"{ind}M{g} = 0.0" for g in range(len(inner))]
+                out += [f"{ind}for i{j} in range(m[{j}]):", f"{ind}{I}u{j} = x[{j}, i{j}]",
+                        f"{ind}{I}wl = w[{j}, i{j}]"]
+            ind += I
+            for s in range(j, d):
+                prev = "" if j == 0 else f"t{s}_{j - 1} + "
+                out.append(f"{ind}{f'z{s}' if s == j else f't{s}_{j}'} = {prev}L_{s}_{j}*u{j}")
+                for r in range(len(splits[s].rates) if fast else 0):
+                    prev = "" if j == 0 else f"E{s}_{r}_{j - 1}*"
+                    tgt = f"E{s}_{r}" if s == j else f"E{s}_{r}_{j}"
+                    out.append(f"{ind}{tgt} = {prev}tab[{tabs[(s, r, j)]}, i{j}]")
+            exprs = splits[j].exprs if fast else [e for _, e in funcs[j]]
+            if exprs:
+                block = assignments([(nm, e) for (nm, _), e in zip(funcs[j], exprs)],
+                                    prefix=f"e{j}_" if j < last else "h")
+                out.append(print_block(block, printer, ind))
+        out += [f"{ind}M{g} += wl*g{g}" for g in range(len(inner))]
+        ind = ind[:-len(I)]
+        outs = [(f"o{j}", sum(cf * sp.Symbol(f"M{g}") for g, cf in terms.items()))
+                for j, terms in enumerate(coefs) if terms]
+        out.append(print_block(assignments(outs, prefix="c"), printer, ind))
+        out += [f"{ind}acc{j} += w{last - 1}*o{j}" for j in range(n) if coefs[j]]
+        return out
+
+    if not any(coefs):  # every output vanishes on the half grid
+        pass
+    elif tabs:
+        bounds = [f"({' + '.join(f'abs(L_{s}_{j})*xm[{j}]' for j in range(s + 1))})"
+                  f"*{max(abs(k) for k in splits[s].rates)!r}"
+                  for s in range(d) if splits[s].rates]
+        lines.append(f"{ind}if max({', '.join(bounds)}, 0.0) <= {separable.EXP_LIMIT!r}:")
+        for (s, r, j), t in tabs.items():
+            lines += [f"{ind}{I}for i in range(m[{j}]):",
+                      f"{ind}{I * 2}tab[{t}, i] = math.exp({splits[s].rates[r]!r}*L_{s}_{j}"
+                      f"*x[{j}, i])"]
+        lines += nest(True, ind + I)
+        lines.append(f"{ind}else:")
+        lines += nest(False, ind + I)
+    else:
+        lines += nest(False, ind)
+    lines += [f"{ind}out[b, {j}] = {f'acc{j}' if coefs[j] else '0.0'}" for j in range(n)]
     return "\n".join(lines) + "\n"
 
 
@@ -403,16 +364,6 @@ def _jax_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
     body.append(print_block(assigns, printer, I))
     stack = f"jnp.stack([{', '.join(f'jnp.sum(ww*o{j})' for j in range(n))}])"
     pl = [I + s.replace("P[b, ", "Pb[") for s in pload]
-    if d == 2:
-        lines = [f"def _{name}(zb, wb, Pb):",
-                 f"{I}z0 = zb[0]", f"{I}z1 = zb[1]", f"{I}ww = wb"]
-        lines += pl + body + [f"{I}return {stack}", "",
-                              "@jax.jit",
-                              f"def {name}(z, w, P):",
-                              f'{I}"""Σ_p w[b,p]·f_j(z[b,:,p]); {n} outputs f_j."""',
-                              f"{I}return jax.lax.map(lambda a: _{name}(*a), (z, w, P), "
-                              "batch_size=8)"]
-        return "\n".join(lines) + "\n"
     lines = [f"def _{name}(Lb, Pb, grid, wrest, xc, wc):"]
     lines += [f"{I}L_{s}_{j} = Lb[{s}, {j}]" for s in range(d) for j in range(d)]
     lines += pl
@@ -448,24 +399,21 @@ def _jax_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
 
 
 # -- the oracle's rule, for all subsets together --------------------------------------------
-def _schedule(d: int, r: int, fine: bool = False) -> tuple[str, list[int]]:
-    """Rule and m levels of :func:`feyntk.numbers.gaussian.expect` for rank r in d dims."""
-    if 1 <= r <= 2 and d == 2:
-        (m, m_max), rule = POLAR_LEVELS, "polar"
-    else:
-        (m, m_max), rule = tensor_levels(r, fine), "tensor"
+def _schedule(r: int, fine: bool = False) -> list[int]:
+    """The m levels of :func:`feyntk.numbers.gaussian.expect` (smooth f) for rank r."""
+    m, m_max = tensor_levels(r, fine)
     levels = [m]
     while r and m < m_max:
         m = min(2 * m, m_max)
         levels.append(m)
-    return rule, levels
+    return levels
 
 
 def _whiten(KS: np.ndarray):
     """Per-subset factors of :func:`feyntk.numbers.gaussian.factor` (B, d, d), their ranks
-    (number of nonzero directions) and, for d ≥ 3, the pivot orders of the triangular factors
-    (``L[b, perm[b]]`` lower triangular; None for d ≤ 2)."""
-    if KS.shape[-1] >= 3:
+    (number of nonzero directions) and, for d ≥ 2, the pivot orders of the triangular factors
+    (``L[b, perm[b]]`` lower triangular; None for d = 1)."""
+    if KS.shape[-1] >= 2:
         L, perm = triangular_directions(KS)
     else:
         L, perm = factor(KS), None
@@ -474,75 +422,55 @@ def _whiten(KS: np.ndarray):
 
 def permutation_closure(d: int, reqs) -> list[tuple[tuple, int]]:
     """The requests with every relabelling of the d slots added (sorted). :func:`requests`
-    already returns closed sets; the numba kernels for d ≥ 3 need one (:func:`_column_maps`)."""
+    already returns closed sets; the numba kernels for d ≥ 2 need one (:func:`_column_maps`)."""
     out = {(tuple(sorted((k, pi[s]) for k, s in lp)), q)
            for lp, q in reqs for pi in itertools.permutations(range(d))}
     return sorted(out)
 
 
 @functools.lru_cache(maxsize=64)
-def _column_maps(d: int, reqs: tuple) -> dict[tuple, np.ndarray]:
-    """For each permutation π of the d slots: the column of the kernel's output layout that each
-    column computes when the kernel is fed the variables in the order π (slot t ← variable
-    π[t]). The requests of one d are closed under slot permutations (all surjections)."""
+def _column_maps(d: int, reqs: tuple) -> np.ndarray:
+    """For each permutation π of the d slots (row ``Σ_t π[t]·d^t``): the column of the kernel's
+    output layout that each column computes when the kernel is fed the variables in the order π
+    (slot t ← variable π[t]). The requests of one d are closed under slot permutations (all
+    surjections)."""
     offs, _ = layout(d, reqs)
     col = {}
     for (lp, q), o in zip(reqs, offs):
         for i, c in enumerate(hermite_components(d, q) if q else [()]):
             col[(lp, q, c)] = o + i
     if sorted(reqs) != permutation_closure(d, reqs):
-        raise ValueError("the numba kernels for d ≥ 3 compute requests closed under slot "
+        raise ValueError("the numba kernels for d ≥ 2 compute requests closed under slot "
                          "permutations; pass permutation_closure(d, reqs) (requests() is)")
-    maps = {}
+    maps = np.zeros((d ** d, len(col)), dtype=np.int64)
     for pi in itertools.permutations(range(d)):
-        cm = np.empty(len(col), dtype=np.int64)
+        cm = maps[sum(p * d ** t for t, p in enumerate(pi))]
         for (lp, q, c), j in col.items():
             cm[j] = col[(tuple(sorted((k, pi[t]) for k, t in lp)), q,
                          tuple(sorted(pi[t] for t in c)))]
-        maps[pi] = cm
+    maps.flags.writeable = False
     return maps
 
 
-def _run_permuted(kern, d, nout, L, P, perm, reqs, rule, m, scales, half):
+def _run_permuted(kern, d, nout, L, P, perm, reqs, m, scales, half):
     """:func:`_run_numba` on the pivot-ordered variables (lower-triangular factors), columns
     mapped back to the kernel's layout for the original order."""
     B = L.shape[0]
     rows = np.arange(B)[:, None]
     out = _run_numba(kern, d, nout, np.ascontiguousarray(L[rows, perm]),
                      np.ascontiguousarray(P[rows[:, :, None], perm[:, :, None],
-                                            perm[:, None, :]]), rule, m, scales, half)
+                                            perm[:, None, :]]), m, scales, half)
     res = np.empty_like(out)
-    maps = _column_maps(d, tuple(reqs))
-    for pi in np.unique(perm, axis=0):
-        sel = np.nonzero((perm == pi).all(-1))[0]
-        res[sel[:, None], maps[tuple(int(t) for t in pi)][None, :]] = out[sel]
+    res[rows, _column_maps(d, tuple(reqs))[perm @ d ** np.arange(d)]] = out
     return res
 
 
-def _polar_nodes(L: np.ndarray, m: int):
-    """z (B, 2, P) and weights (B, P) of ``gaussian._polar_apply`` for factors L (B, 2, 2)."""
-    B = L.shape[0]
-    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi
-    active = np.any(L != 0, axis=-1)
-    base = np.where(active, base, 0.0)
-    cuts = np.sort(np.concatenate([np.zeros((B, 1)), base, base + np.pi,
-                                   np.full((B, 1), 2 * np.pi)], axis=1), axis=1)
-    gx, gw = legendre_rule(m)
-    lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]
-    phi = (lo + (hi - lo) * (gx + 1) / 2).reshape(B, -1)
-    wphi = ((hi - lo) * gw / 2).reshape(B, -1) / (2 * np.pi)
-    r, wr = halfrange_rule(2 * m)
-    dirs = np.einsum("bij,bjp->bip", L, np.stack([np.cos(phi), np.sin(phi)], axis=1))
-    z = (dirs[:, :, :, None] * r).reshape(B, 2, -1)
-    weights = (wphi[:, :, None] * wr).reshape(B, -1)
-    return np.ascontiguousarray(z), np.ascontiguousarray(weights)
-
-
+@functools.lru_cache(maxsize=256)
 def _tensor_nodes(d: int, ms: tuple[int, ...]):
     """Per-direction nodes/weights padded to (d, M) (ms[j] nodes along direction j,
     :func:`~feyntk.numbers.gaussian.node_counts`) and the pruning cuts: a partial product
     w_0…w_j below cut[j] cannot reach PRUNE × the largest node weight, so the kernel skips its
-    subtree (the oracle's pruned rule exactly)."""
+    subtree (the oracle's pruned rule exactly). Cached: callers must not write to them."""
     rules = [hermite_rule(m) for m in ms]
     M = max(len(x) for x, _ in rules)
     X, W = np.zeros((d, M)), np.zeros((d, M))
@@ -562,21 +490,13 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(THREADS, thread_name_prefix="feyntk-quadrature")
 
 
-def _run_numba(kern, d, nout, L, P, rule, m, scales, half=False):
+def _run_numba(kern, d, nout, L, P, m, scales, half=False):
     B = L.shape[0]
-    if rule == "polar" or d == 2:
-        if rule == "polar":
-            zs, ws = _polar_nodes(L, m)
-        else:  # rank 0: one node at the origin
-            zs, ws = np.zeros((B, 2, 1)), np.ones((B, 1))
-        total = zs.shape[-1]
-        call = lambda sl, lo, hi, out: kern(zs[sl], ws[sl], P[sl], lo, hi, out)
-    else:
-        X, W, cnt, cut = _tensor_nodes(d, node_counts(m, scales))
-        total = cnt[0] // 2 if half else cnt[0]  # half: i0 < m/2 meets each ±u pair once
-        call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, cut, P[sl], lo, hi, out)
+    X, W, cnt, cut = _tensor_nodes(d, node_counts(m, scales))
+    total = cnt[0] // 2 if half else cnt[0]  # half: i0 < m/2 meets each ±u pair once
+    call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, cut, P[sl], lo, hi, out)  # noqa: E731
     out = np.zeros((B, nout))
-    nodes = total if (rule == "polar" or d == 2) else total * int(cnt[1:].prod())
+    nodes = total * int(cnt[1:].prod())
     scale = 2.0 if half else 1.0
     if THREADS == 1 or B * nodes < 20000:
         call(slice(None), 0, total, out)
@@ -594,34 +514,27 @@ def _run_numba(kern, d, nout, L, P, rule, m, scales, half=False):
     return scale * out
 
 
-def _run_jax(kern, d, nout, L, P, rule, m, scales, half=False):
+def _run_jax(kern, d, nout, L, P, m, scales, half=False):
     import jax.numpy as jnp
 
     B = L.shape[0]
     pad = 1 << max(0, (B - 1).bit_length())  # bucketed batch: few distinct shapes to compile
     Lp = np.concatenate([L, np.repeat(L[:1], pad - B, axis=0)]) if pad > B else L
     Pp = np.concatenate([P, np.repeat(P[:1], pad - B, axis=0)]) if pad > B else P
-    if rule == "polar" or d == 2:
-        if rule == "polar":
-            zs, ws = _polar_nodes(Lp, m)
-        else:
-            zs, ws = np.zeros((pad, 2, 1)), np.ones((pad, 1))
-        res = kern(jnp.asarray(zs), jnp.asarray(ws), jnp.asarray(Pp))
-    else:
-        ms = node_counts(m, scales)
-        # every direction padded symmetrically (the half grid still pairs ±u) to max(ms) nodes
-        # of weight 0: one grid shape per level, so XLA compiles once per (d, m, batch bucket)
-        # instead of once per anisotropic shape; a zero direction keeps its one node
-        M = max(ms)
-        rules = [hermite_rule(mj) for mj in ms]
-        rules = [(np.pad(x, (M - len(x)) // 2), np.pad(w, (M - len(w)) // 2)) if len(x) > 1
-                 else (x, w) for x, w in rules]
-        xs = [jnp.asarray(x) for x, _ in rules]
-        wts = [jnp.asarray(w) for _, w in rules]
-        if half:
-            h = len(rules[0][0]) // 2
-            xs[0], wts[0] = xs[0][:h], wts[0][:h]
-        res = kern(jnp.asarray(Lp), xs, wts, jnp.asarray(Pp))
+    ms = node_counts(m, scales)
+    # every direction padded symmetrically (the half grid still pairs ±u) to max(ms) nodes
+    # of weight 0: one grid shape per level, so XLA compiles once per (d, m, batch bucket)
+    # instead of once per anisotropic shape; a zero direction keeps its one node
+    M = max(ms)
+    rules = [hermite_rule(mj) for mj in ms]
+    rules = [(np.pad(x, (M - len(x)) // 2), np.pad(w, (M - len(w)) // 2)) if len(x) > 1
+             else (x, w) for x, w in rules]
+    xs = [jnp.asarray(x) for x, _ in rules]
+    wts = [jnp.asarray(w) for _, w in rules]
+    if half:
+        h = len(rules[0][0]) // 2
+        xs[0], wts[0] = xs[0][:h], wts[0][:h]
+    res = kern(jnp.asarray(Lp), xs, wts, jnp.asarray(Pp))
     return np.array(res)[:B] * (2.0 if half else 1.0)
 
 
@@ -664,13 +577,13 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         idx = np.nonzero((keys == key).all(-1))[0]
         r = int(key[0])
         sc = tuple(key[1:])
-        rule, levels = _schedule(d, r, fine)
-        h = half and rule == "tensor" and r > 0 and sc[0] > 0  # the half grid splits axis 0
+        levels = _schedule(r, fine)
+        h = half and r > 0 and sc[0] > 0  # the half grid splits axis 0
         if perm is not None and backend == "numba":  # triangular kernels: pivot order
             run_at = lambda rows, m: _run_permuted(  # noqa: E731
-                kern, d, nout, L[rows], P[rows], perm[rows], reqs, rule, m, sc, h)
+                kern, d, nout, L[rows], P[rows], perm[rows], reqs, m, sc, h)
         else:
-            run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], rule, m, sc, h)  # noqa
+            run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], m, sc, h)  # noqa
         prev = run_at(idx, levels[0])
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()
