@@ -9,13 +9,13 @@ of a label assignment with d distinct samples is the integral of its subset and 
 The quadrature is the oracle's (:func:`feyntk.numbers.gaussian.expect` as called by
 :class:`feyntk.numbers.evaluate.BlobCache`), executed for all subsets and patterns of one d
 together: the same factor of K_S (:func:`feyntk.numbers.gaussian.factor`; zero directions get
-one node), a tensor Gauss–Hermite rule, refined m → 2m per pattern
+one node), a tensor Gauss–Hermite rule (or the polar rule for 2-d), refined m → 2m per pattern
 until two levels agree to ``atol + rtol·|value|``, with the same start and maximum m per rank.
 Each pattern keeps the value of its own stopping level, so the numbers agree with the oracle to
 rounding.
 
 The integrands are generated kernels (:func:`integrand_source`); σ^{(k)} of all orders and
-samples share CSE'd bodies. The numba kernels for d ≥ 2 run on the pivot-ordered variables of
+samples share CSE'd bodies. The numba kernels for d ≥ 3 run on the pivot-ordered variables of
 the triangular factor (:func:`_numba_triangular`: σ of sample s evaluated at loop level s, the
 innermost loop only sums moments of the last sample's functions, with addition theorems
 (:mod:`feyntk.kernels.separable`) in place of transcendental calls), and their columns are
@@ -40,8 +40,9 @@ import sympy as sp
 from feyntk.errors import DegenerateKernelError
 from feyntk.kernels import separable
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
-from feyntk.numbers.gaussian import (ATOL, QuadratureReport, check_kinks_at_zero_variance,
-                                     direction_scales, factor, hermite_rule, node_counts,
+from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, QuadratureReport,
+                                     check_kinks_at_zero_variance, direction_scales, factor,
+                                     halfrange_rule, hermite_rule, legendre_rule, node_counts,
                                      prune_cuts, tensor_levels, triangular_directions)
 from feyntk.spec.activation import Z, Activation
 
@@ -165,8 +166,8 @@ def output_parities(act: Activation, d: int, reqs) -> list[int] | None:
 
 def half_grid(act: Activation, d: int, reqs) -> bool:
     """Whether the d-kernel sums half of the (symmetric) tensor grid: every output has a parity,
-    odd ones vanish and even ones are twice the half sum."""
-    return act.is_smooth and output_parities(act, d, reqs) is not None
+    odd ones vanish and even ones are twice the half sum. Not for d = 2 (polar rule)."""
+    return d != 2 and act.is_smooth and output_parities(act, d, reqs) is not None
 
 
 def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> str:
@@ -174,7 +175,7 @@ def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> 
 
     With :func:`half_grid`, odd outputs are printed as 0 (the driver sums half the grid).
     """
-    if backend == "numba" and d >= 2:
+    if backend == "numba" and d >= 3:
         return _numba_triangular(act, d, reqs, name)
     outs = integrand_outputs(act, d, reqs)
     if half_grid(act, d, reqs):
@@ -205,6 +206,21 @@ def _loop_head(j: int, ind: str) -> list[str]:
 
 def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
     I = "    "
+    if d == 2:  # explicit nodes (polar rule)
+        lines = ["@numba.njit(nogil=True, cache=True, error_model='numpy', "
+                 "fastmath={'reassoc', 'contract'})",
+                 f"def {name}(z, w, P, lo, hi, out):",
+                 f'{I}"""Σ_p w[b,p]·f_j(z[b,:,p]) for p in [lo, hi); {n} outputs f_j."""',
+                 f"{I}for b in range(z.shape[0]):"]
+        lines += [I * 2 + s for s in pload]
+        lines += [f"{I * 2}acc{j} = 0.0" for j in range(n)]
+        lines += [f"{I * 2}for p in range(lo, hi):",
+                  f"{I * 3}z0 = z[b, 0, p]", f"{I * 3}z1 = z[b, 1, p]", f"{I * 3}ww = w[b, p]"]
+        lines += [I * 3 + s for s in yfix]
+        lines.append(print_block(assigns, printer, I * 3))
+        lines += [f"{I * 3}acc{j} += ww*o{j}" for j in range(n)]
+        lines += [f"{I * 2}out[b, {j}] = acc{j}" for j in range(n)]
+        return "\n".join(lines) + "\n"
     lines = [f"@numba.njit(nogil=True, cache=True, error_model='numpy')",
              f"def {name}(L, x, w, m, cut, P, lo, hi, out):",
              f'{I}"""Tensor rule: z = L·u on the grid Π_j x[j, :m[j]] (first axis i0 in [lo, hi)),'
@@ -267,7 +283,7 @@ def triangular_terms(act: Activation, d: int, reqs):
 
 
 def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
-    """The d-sample kernel (d ≥ 2) for a lower-triangular factor L (z_s = Σ_{j≤s} L_sj u_j).
+    """The d-sample kernel (d ≥ 3) for a lower-triangular factor L (z_s = Σ_{j≤s} L_sj u_j).
 
     z_s is complete at loop level s, so σ^{(k)}(z_s) is evaluated there, once per iteration of
     that level; the innermost loop evaluates only the functions g of the last sample and sums
@@ -364,6 +380,16 @@ def _jax_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
     body.append(print_block(assigns, printer, I))
     stack = f"jnp.stack([{', '.join(f'jnp.sum(ww*o{j})' for j in range(n))}])"
     pl = [I + s.replace("P[b, ", "Pb[") for s in pload]
+    if d == 2:
+        lines = [f"def _{name}(zb, wb, Pb):",
+                 f"{I}z0 = zb[0]", f"{I}z1 = zb[1]", f"{I}ww = wb"]
+        lines += pl + body + [f"{I}return {stack}", "",
+                              "@jax.jit",
+                              f"def {name}(z, w, P):",
+                              f'{I}"""Σ_p w[b,p]·f_j(z[b,:,p]); {n} outputs f_j."""',
+                              f"{I}return jax.lax.map(lambda a: _{name}(*a), (z, w, P), "
+                              "batch_size=8)"]
+        return "\n".join(lines) + "\n"
     lines = [f"def _{name}(Lb, Pb, grid, wrest, xc, wc):"]
     lines += [f"{I}L_{s}_{j} = Lb[{s}, {j}]" for s in range(d) for j in range(d)]
     lines += pl
@@ -399,21 +425,24 @@ def _jax_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
 
 
 # -- the oracle's rule, for all subsets together --------------------------------------------
-def _schedule(r: int, fine: bool = False) -> list[int]:
-    """The m levels of :func:`feyntk.numbers.gaussian.expect` (smooth f) for rank r."""
-    m, m_max = tensor_levels(r, fine)
+def _schedule(d: int, r: int, fine: bool = False) -> tuple[str, list[int]]:
+    """Rule and m levels of :func:`feyntk.numbers.gaussian.expect` for rank r in d dims."""
+    if 1 <= r <= 2 and d == 2:
+        (m, m_max), rule = POLAR_LEVELS, "polar"
+    else:
+        (m, m_max), rule = tensor_levels(r, fine), "tensor"
     levels = [m]
     while r and m < m_max:
         m = min(2 * m, m_max)
         levels.append(m)
-    return levels
+    return rule, levels
 
 
 def _whiten(KS: np.ndarray):
     """Per-subset factors of :func:`feyntk.numbers.gaussian.factor` (B, d, d), their ranks
-    (number of nonzero directions) and, for d ≥ 2, the pivot orders of the triangular factors
-    (``L[b, perm[b]]`` lower triangular; None for d = 1)."""
-    if KS.shape[-1] >= 2:
+    (number of nonzero directions) and, for d ≥ 3, the pivot orders of the triangular factors
+    (``L[b, perm[b]]`` lower triangular; None for d ≤ 2)."""
+    if KS.shape[-1] >= 3:
         L, perm = triangular_directions(KS)
     else:
         L, perm = factor(KS), None
@@ -422,7 +451,7 @@ def _whiten(KS: np.ndarray):
 
 def permutation_closure(d: int, reqs) -> list[tuple[tuple, int]]:
     """The requests with every relabelling of the d slots added (sorted). :func:`requests`
-    already returns closed sets; the numba kernels for d ≥ 2 need one (:func:`_column_maps`)."""
+    already returns closed sets; the numba kernels for d ≥ 3 need one (:func:`_column_maps`)."""
     out = {(tuple(sorted((k, pi[s]) for k, s in lp)), q)
            for lp, q in reqs for pi in itertools.permutations(range(d))}
     return sorted(out)
@@ -440,7 +469,7 @@ def _column_maps(d: int, reqs: tuple) -> np.ndarray:
         for i, c in enumerate(hermite_components(d, q) if q else [()]):
             col[(lp, q, c)] = o + i
     if sorted(reqs) != permutation_closure(d, reqs):
-        raise ValueError("the numba kernels for d ≥ 2 compute requests closed under slot "
+        raise ValueError("the numba kernels for d ≥ 3 compute requests closed under slot "
                          "permutations; pass permutation_closure(d, reqs) (requests() is)")
     maps = np.zeros((d ** d, len(col)), dtype=np.int64)
     for pi in itertools.permutations(range(d)):
@@ -452,17 +481,36 @@ def _column_maps(d: int, reqs: tuple) -> np.ndarray:
     return maps
 
 
-def _run_permuted(kern, d, nout, L, P, perm, reqs, m, scales, half):
+def _run_permuted(kern, d, nout, L, P, perm, reqs, rule, m, scales, half):
     """:func:`_run_numba` on the pivot-ordered variables (lower-triangular factors), columns
     mapped back to the kernel's layout for the original order."""
     B = L.shape[0]
     rows = np.arange(B)[:, None]
     out = _run_numba(kern, d, nout, np.ascontiguousarray(L[rows, perm]),
                      np.ascontiguousarray(P[rows[:, :, None], perm[:, :, None],
-                                            perm[:, None, :]]), m, scales, half)
+                                            perm[:, None, :]]), rule, m, scales, half)
     res = np.empty_like(out)
     res[rows, _column_maps(d, tuple(reqs))[perm @ d ** np.arange(d)]] = out
     return res
+
+
+def _polar_nodes(L: np.ndarray, m: int):
+    """z (B, 2, P) and weights (B, P) of ``gaussian._polar_apply`` for factors L (B, 2, 2)."""
+    B = L.shape[0]
+    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi
+    active = np.any(L != 0, axis=-1)
+    base = np.where(active, base, 0.0)
+    cuts = np.sort(np.concatenate([np.zeros((B, 1)), base, base + np.pi,
+                                   np.full((B, 1), 2 * np.pi)], axis=1), axis=1)
+    gx, gw = legendre_rule(m)
+    lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]
+    phi = (lo + (hi - lo) * (gx + 1) / 2).reshape(B, -1)
+    wphi = ((hi - lo) * gw / 2).reshape(B, -1) / (2 * np.pi)
+    r, wr = halfrange_rule(2 * m)
+    dirs = np.einsum("bij,bjp->bip", L, np.stack([np.cos(phi), np.sin(phi)], axis=1))
+    z = (dirs[:, :, :, None] * r).reshape(B, 2, -1)
+    weights = (wphi[:, :, None] * wr).reshape(B, -1)
+    return np.ascontiguousarray(z), np.ascontiguousarray(weights)
 
 
 @functools.lru_cache(maxsize=256)
@@ -490,13 +538,21 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(THREADS, thread_name_prefix="feyntk-quadrature")
 
 
-def _run_numba(kern, d, nout, L, P, m, scales, half=False):
+def _run_numba(kern, d, nout, L, P, rule, m, scales, half=False):
     B = L.shape[0]
-    X, W, cnt, cut = _tensor_nodes(d, node_counts(m, scales))
-    total = cnt[0] // 2 if half else cnt[0]  # half: i0 < m/2 meets each ±u pair once
-    call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, cut, P[sl], lo, hi, out)  # noqa: E731
+    if rule == "polar" or d == 2:
+        if rule == "polar":
+            zs, ws = _polar_nodes(L, m)
+        else:  # rank 0: one node at the origin
+            zs, ws = np.zeros((B, 2, 1)), np.ones((B, 1))
+        total = zs.shape[-1]
+        call = lambda sl, lo, hi, out: kern(zs[sl], ws[sl], P[sl], lo, hi, out)
+    else:
+        X, W, cnt, cut = _tensor_nodes(d, node_counts(m, scales))
+        total = cnt[0] // 2 if half else cnt[0]  # half: i0 < m/2 meets each ±u pair once
+        call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, cut, P[sl], lo, hi, out)
     out = np.zeros((B, nout))
-    nodes = total * int(cnt[1:].prod())
+    nodes = total if (rule == "polar" or d == 2) else total * int(cnt[1:].prod())
     scale = 2.0 if half else 1.0
     if THREADS == 1 or B * nodes < 20000:
         call(slice(None), 0, total, out)
@@ -514,27 +570,34 @@ def _run_numba(kern, d, nout, L, P, m, scales, half=False):
     return scale * out
 
 
-def _run_jax(kern, d, nout, L, P, m, scales, half=False):
+def _run_jax(kern, d, nout, L, P, rule, m, scales, half=False):
     import jax.numpy as jnp
 
     B = L.shape[0]
     pad = 1 << max(0, (B - 1).bit_length())  # bucketed batch: few distinct shapes to compile
     Lp = np.concatenate([L, np.repeat(L[:1], pad - B, axis=0)]) if pad > B else L
     Pp = np.concatenate([P, np.repeat(P[:1], pad - B, axis=0)]) if pad > B else P
-    ms = node_counts(m, scales)
-    # every direction padded symmetrically (the half grid still pairs ±u) to max(ms) nodes
-    # of weight 0: one grid shape per level, so XLA compiles once per (d, m, batch bucket)
-    # instead of once per anisotropic shape; a zero direction keeps its one node
-    M = max(ms)
-    rules = [hermite_rule(mj) for mj in ms]
-    rules = [(np.pad(x, (M - len(x)) // 2), np.pad(w, (M - len(w)) // 2)) if len(x) > 1
-             else (x, w) for x, w in rules]
-    xs = [jnp.asarray(x) for x, _ in rules]
-    wts = [jnp.asarray(w) for _, w in rules]
-    if half:
-        h = len(rules[0][0]) // 2
-        xs[0], wts[0] = xs[0][:h], wts[0][:h]
-    res = kern(jnp.asarray(Lp), xs, wts, jnp.asarray(Pp))
+    if rule == "polar" or d == 2:
+        if rule == "polar":
+            zs, ws = _polar_nodes(Lp, m)
+        else:
+            zs, ws = np.zeros((pad, 2, 1)), np.ones((pad, 1))
+        res = kern(jnp.asarray(zs), jnp.asarray(ws), jnp.asarray(Pp))
+    else:
+        ms = node_counts(m, scales)
+        # every direction padded symmetrically (the half grid still pairs ±u) to max(ms) nodes
+        # of weight 0: one grid shape per level, so XLA compiles once per (d, m, batch bucket)
+        # instead of once per anisotropic shape; a zero direction keeps its one node
+        M = max(ms)
+        rules = [hermite_rule(mj) for mj in ms]
+        rules = [(np.pad(x, (M - len(x)) // 2), np.pad(w, (M - len(w)) // 2)) if len(x) > 1
+                 else (x, w) for x, w in rules]
+        xs = [jnp.asarray(x) for x, _ in rules]
+        wts = [jnp.asarray(w) for _, w in rules]
+        if half:
+            h = len(rules[0][0]) // 2
+            xs[0], wts[0] = xs[0][:h], wts[0][:h]
+        res = kern(jnp.asarray(Lp), xs, wts, jnp.asarray(Pp))
     return np.array(res)[:B] * (2.0 if half else 1.0)
 
 
@@ -577,13 +640,13 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         idx = np.nonzero((keys == key).all(-1))[0]
         r = int(key[0])
         sc = tuple(key[1:])
-        levels = _schedule(r, fine)
-        h = half and r > 0 and sc[0] > 0  # the half grid splits axis 0
+        rule, levels = _schedule(d, r, fine)
+        h = half and rule == "tensor" and r > 0 and sc[0] > 0  # the half grid splits axis 0
         if perm is not None and backend == "numba":  # triangular kernels: pivot order
             run_at = lambda rows, m: _run_permuted(  # noqa: E731
-                kern, d, nout, L[rows], P[rows], perm[rows], reqs, m, sc, h)
+                kern, d, nout, L[rows], P[rows], perm[rows], reqs, rule, m, sc, h)
         else:
-            run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], m, sc, h)  # noqa
+            run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], rule, m, sc, h)  # noqa
         prev = run_at(idx, levels[0])
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()

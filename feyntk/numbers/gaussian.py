@@ -5,12 +5,11 @@ Conventions: ``⟨f⟩_K = E[f(z)]`` with ``z ~ N(0, K)``, ``K`` a d×d covarian
 Two methods, one result type :class:`Estimate` (value and an error estimate):
 
 * **Quadrature** (any f): K = L Lᵀ is factorised (:func:`factor`: a pivoted triangular factor
-  for smooth f, eigen directions for kinked f), directions with zero variance are dropped (so
+  for d ≥ 3, eigen directions for d ≤ 2), directions with zero variance are dropped (so
   duplicate inputs, zero-norm inputs and rank-deficient Gram matrices give the correct limit,
   never NaN), and a tensor-product Gauss–Hermite rule is applied: m points along the widest
   direction, fewer along narrower ones (∝ the column norm, :func:`node_counts`), nodes of
-  negligible weight pruned (:data:`PRUNE`); 2-d integrals of kinked f use a polar rule split
-  at the kinks. The rule is refined (m → 2m) until two successive results
+  negligible weight pruned (:data:`PRUNE`); 2-d integrals use a polar rule. The rule is refined (m → 2m) until two successive results
   agree to ``atol + rtol·|value|``; the error estimate is their difference. Smooth integrands
   converge exponentially; kinked ones (relu without its closed form) only algebraically, which
   the error estimate then shows.
@@ -56,7 +55,7 @@ class Estimate:
 
 
 POLAR_LEVELS = (8, 128)
-"""First and largest m of the polar rule (2-d integrals with kinks)."""
+"""First and largest m of the polar rule (2-d integrals)."""
 
 
 def tensor_levels(r: int, fine: bool = False) -> tuple[int, int]:
@@ -310,12 +309,11 @@ def triangular_directions(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def factor(cov: np.ndarray, smooth: bool = True) -> np.ndarray:
     """The factor L (B, d, d) with cov = L Lᵀ that every quadrature rule here uses: triangular
-    (:func:`triangular_directions`) for d ≥ 2 and smooth integrands, where tensor rules apply;
-    eigen directions (kept ones first, ascending) for d = 1 and for integrands with kinks
-    (``smooth=False``: the polar rule in 2-d, and in more dimensions the eigenbasis needs about
-    half the nodes of the triangular one; relu's tables never reach the generated kernels).
-    Zero directions are zero columns."""
-    if cov.shape[-1] >= 2 and smooth:
+    (:func:`triangular_directions`) for d ≥ 3, where tensor rules apply; eigen directions
+    (kept ones first, ascending) for d ≤ 2 (the polar rule) and for integrands with kinks
+    (``smooth=False``: the eigenbasis needs about half the nodes of the triangular one there, and
+    relu's tables never reach the triangular kernels). Zero directions are zero columns."""
+    if cov.shape[-1] >= 3 and smooth:
         return triangular_directions(cov)[0]
     w, U, keep = eigen_directions(cov)
     L = U * np.sqrt(np.where(keep, np.clip(w, 0.0, None), 0.0))[..., None, :]
@@ -437,8 +435,7 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
         m: starting number of nodes per direction; doubled up to ``m_max``.
         kinks: points c where f may be non-smooth in any coordinate (z_a = c). For a rank-one
             covariance the rule is split there (exponential convergence); in two dimensions a
-            polar rule split at the lines z_a = 0 is used (also with ``smooth=False``), exact
-            for kinks at 0.
+            polar rule split at the lines z_a = 0 is always used, exact for kinks at 0.
         shift: f is evaluated at centred variables but its kinks sit at z = shift + L u
             (a conditional mean); only used to place the splits.
         report: where to record integrals that reach ``m_max`` unconverged.
@@ -455,7 +452,7 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     L = _whiten(C, smooth and not kinks)  # checks finite and PSD
     r = L.shape[-1]
     rule = _apply_rule
-    if 1 <= r <= 2 and C.shape[-1] == 2 and (kinks or not smooth):  # polar: exact at kinks
+    if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
         rule, m, m_max = _polar_apply, m or POLAR_LEVELS[0], m_max or POLAR_LEVELS[1]
     if r == 1 and kinks:
         sh = None if shift is None else np.asarray(shift, dtype=float).reshape(1, -1)
