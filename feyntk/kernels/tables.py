@@ -354,9 +354,7 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
         out += [f"{ind}acc{j} += w{last - 1}*o{j}" for j in range(n) if coefs[j]]
         return out
 
-    if not any(coefs):  # every output vanishes on the half grid
-        pass
-    elif tabs:
+    if any(coefs) and tabs:  # (no coefs: every output vanishes on the half grid)
         bounds = [f"({' + '.join(f'abs(L_{s}_{j})*xm[{j}]' for j in range(s + 1))})"
                   f"*{max(abs(k) for k in splits[s].rates)!r}"
                   for s in range(d) if splits[s].rates]
@@ -368,7 +366,7 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
         lines += nest(True, ind + I)
         lines.append(f"{ind}else:")
         lines += nest(False, ind + I)
-    else:
+    elif any(coefs):
         lines += nest(False, ind)
     lines += [f"{ind}out[b, {j}] = {f'acc{j}' if coefs[j] else '0.0'}" for j in range(n)]
     return "\n".join(lines) + "\n"
