@@ -375,6 +375,20 @@ def test_duplicate_inputs_refused_in_inverse_metric_form():
     _agree(net, x, ["K1", "V"], "derivative", "numba")  # the derivative form needs no inverse
 
 
+def test_almost_zero_variance_refused_in_inverse_metric_form():
+    """A zero input with a tiny C_b (found by hypothesis): K ~ 1e-271 is invertible relative to
+    itself, but the powers of K⁻¹ in the Hermite tables overflow. Both paths refuse with the
+    reason instead of returning NaN."""
+    net = Network.create([1, 2, 2], "tanh", C_W=1.0, C_b=[1.341084454297616e-271, 0.0],
+                         lambda_b=[1.0, 0.0])
+    x = np.array([[0.0]])
+    for run in (lambda: oracle(net, x, ["K1", "A"], form="inverse-metric"),
+                lambda: evaluate(net, x, ["K1", "A"], form="inverse-metric", backend="numba")):
+        with pytest.raises(DegenerateKernelError, match="below 1e-60"):
+            run()
+    _agree(net, x, ["K1", "A"], "derivative", "numba")
+
+
 def test_predict_reports_capped_quadrature_and_warns(monkeypatch):
     """predict() returns the quadrature report of either backend (3-sample integrals at K ~ 3
     stop at m = 128) and warns once its estimate exceeds QUAD_WARN."""

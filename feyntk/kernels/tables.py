@@ -42,8 +42,9 @@ from feyntk.kernels import separable
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, QuadratureReport,
                                      check_kinks_at_zero_variance, direction_scales, factor,
-                                     halfrange_rule, hermite_rule, legendre_rule, node_counts,
-                                     prune_cuts, tensor_levels, triangular_directions)
+                                     halfrange_rule, hermite_rule, invertible, legendre_rule,
+                                     node_counts, prune_cuts, require_invertible,
+                                     tensor_levels, triangular_directions)
 from feyntk.spec.activation import Z, Activation
 
 RTOL = 1e-12
@@ -195,13 +196,21 @@ def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> 
 
 
 def _loop_head(j: int, ind: str) -> list[str]:
-    """Lines opening loop level j of a tensor-rule kernel: node u_j, partial weight w_j (first
-    axis over [lo, hi)), and the pruning skip of subtrees whose weight cannot reach cut[j]."""
+    """Lines opening loop level j of a tensor-rule kernel on grid g of the row: node u_j,
+    partial weight w_j (first axis strided: i0 = part, part + nparts, … below n0[g]), and the
+    pruning skip of subtrees whose weight cannot reach cut[g, j]."""
     I = "    "
-    rng = "range(lo, hi)" if j == 0 else f"range(m[{j}])"
-    w = "w[0, i0]" if j == 0 else f"w{j - 1}*w[{j}, i{j}]"
-    return [f"{ind}for i{j} in {rng}:", f"{ind}{I}u{j} = x[{j}, i{j}]", f"{ind}{I}w{j} = {w}",
-            f"{ind}{I}if w{j} < cut[{j}]:", f"{ind}{I * 2}continue"]
+    rng = "range(part, n0[g], nparts)" if j == 0 else f"range(m[g, {j}])"
+    w = "w[g, 0, i0]" if j == 0 else f"w{j - 1}*w[g, {j}, i{j}]"
+    return [f"{ind}for i{j} in {rng}:", f"{ind}{I}u{j} = x[g, {j}, i{j}]", f"{ind}{I}w{j} = {w}",
+            f"{ind}{I}if w{j} < cut[g, {j}]:", f"{ind}{I * 2}continue"]
+
+
+TENSOR_ARGS = "L, grp, x, w, m, cut, xm, n0, P, part, nparts, out"
+"""Arguments of the tensor-rule kernels: factors L (B, d, d); grp (B,) the grid of each row;
+per grid g nodes x and weights w (G, d, M), counts m (G, d), pruning cuts cut (G, d), largest
+|node| xm (G, d) and first-axis count n0 (G,) (half the nodes on a half grid); P (B, d, d);
+this call sums the first-axis nodes part, part + nparts, …; out (B, nout)."""
 
 
 def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
@@ -222,10 +231,11 @@ def _numba_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
         lines += [f"{I * 2}out[b, {j}] = acc{j}" for j in range(n)]
         return "\n".join(lines) + "\n"
     lines = [f"@numba.njit(nogil=True, cache=True, error_model='numpy')",
-             f"def {name}(L, x, w, m, cut, P, lo, hi, out):",
-             f'{I}"""Tensor rule: z = L·u on the grid Π_j x[j, :m[j]] (first axis i0 in [lo, hi)),'
-             f' skipping subtrees whose weight cannot reach cut; {n} outputs."""',
-             f"{I}for b in range(L.shape[0]):"]
+             f"def {name}({TENSOR_ARGS}):",
+             f'{I}"""Tensor rule: z = L·u on the grid Π_j x[g, j, :m[g, j]] of the row (first '
+             f'axis strided by part/nparts), skipping subtrees whose weight cannot reach cut; {n} '
+             'outputs."""',
+             f"{I}for b in range(L.shape[0]):", f"{I * 2}g = grp[b]"]
     lines += [f"{I * 2}L_{s}_{j} = L[b, {s}, {j}]" for s in range(d) for j in range(d)]
     lines += [I * 2 + s for s in pload]
     lines += [f"{I * 2}acc{j} = 0.0" for j in range(n)]
@@ -309,15 +319,13 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
     hermite = any(q for _, q in reqs)
     lines = ["@numba.njit(nogil=True, cache=True, error_model='numpy', "
              "fastmath={'reassoc', 'contract'})",
-             f"def {name}(L, x, w, m, cut, P, lo, hi, out):",
-             f'{I}"""Tensor rule, lower-triangular L: z = L·u on the grid Π_j x[j, :m[j]] (first '
-             f'axis i0 in [lo, hi)), skipping subtrees whose weight cannot reach cut; {n} '
-             'outputs."""']
+             f"def {name}({TENSOR_ARGS}):",
+             f'{I}"""Tensor rule, lower-triangular L: z = L·u on the grid Π_j x[g, j, :m[g, j]] '
+             f'of the row (first axis strided by part/nparts), skipping subtrees whose weight '
+             f'cannot reach cut; {n} outputs."""']
     if tabs:
-        lines += [f"{I}tab = np.empty(({len(tabs)}, x.shape[1]))", f"{I}xm = np.zeros({d})",
-                  f"{I}for j in range({d}):", f"{I * 2}for i in range(m[j]):",
-                  f"{I * 3}xm[j] = max(xm[j], abs(x[j, i]))"]
-    lines.append(f"{I}for b in range(L.shape[0]):")
+        lines.append(f"{I}tab = np.empty(({len(tabs)}, x.shape[2]))")
+    lines += [f"{I}for b in range(L.shape[0]):", f"{I * 2}g = grp[b]"]
     ind = I * 2
     lines += [f"{ind}L_{s}_{j} = L[b, {s}, {j}]" for s in range(d) for j in range(s + 1)]
     if hermite:
@@ -331,8 +339,8 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
                 out += _loop_head(j, ind)
             else:
                 out += [f"{ind}M{g} = 0.0" for g in range(len(inner))]
-                out += [f"{ind}for i{j} in range(m[{j}]):", f"{ind}{I}u{j} = x[{j}, i{j}]",
-                        f"{ind}{I}wl = w[{j}, i{j}]"]
+                out += [f"{ind}for i{j} in range(m[g, {j}]):", f"{ind}{I}u{j} = x[g, {j}, i{j}]",
+                        f"{ind}{I}wl = w[g, {j}, i{j}]"]
             ind += I
             for s in range(j, d):
                 prev = "" if j == 0 else f"t{s}_{j - 1} + "
@@ -355,14 +363,14 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
         return out
 
     if any(coefs) and tabs:  # (no coefs: every output vanishes on the half grid)
-        bounds = [f"({' + '.join(f'abs(L_{s}_{j})*xm[{j}]' for j in range(s + 1))})"
+        bounds = [f"({' + '.join(f'abs(L_{s}_{j})*xm[g, {j}]' for j in range(s + 1))})"
                   f"*{max(abs(k) for k in splits[s].rates)!r}"
                   for s in range(d) if splits[s].rates]
         lines.append(f"{ind}if max({', '.join(bounds)}, 0.0) <= {separable.EXP_LIMIT!r}:")
         for (s, r, j), t in tabs.items():
-            lines += [f"{ind}{I}for i in range(m[{j}]):",
+            lines += [f"{ind}{I}for i in range(m[g, {j}]):",
                       f"{ind}{I * 2}tab[{t}, i] = math.exp({splits[s].rates[r]!r}*L_{s}_{j}"
-                      f"*x[{j}, i])"]
+                      f"*x[g, {j}, i])"]
         lines += nest(True, ind + I)
         lines.append(f"{ind}else:")
         lines += nest(False, ind + I)
@@ -526,6 +534,22 @@ def _tensor_nodes(d: int, ms: tuple[int, ...]):
     return X, W, cnt, prune_cuts(W.max(axis=1))
 
 
+@functools.lru_cache(maxsize=256)
+def _grids(d: int, grids: tuple[tuple[tuple[int, ...], bool], ...]):
+    """The arrays ``x, w, m, cut, xm, n0`` of :data:`TENSOR_ARGS` for grids given as (node
+    counts per direction, half) — one call of a tensor kernel serves rows on different grids.
+    Cached: callers must not write to them."""
+    parts = [_tensor_nodes(d, ms) for ms, _ in grids]
+    G, M = len(grids), max(X.shape[1] for X, *_ in parts)
+    x, w = np.zeros((G, d, M)), np.zeros((G, d, M))
+    for g, (X, W, _, _) in enumerate(parts):
+        x[g, :, :X.shape[1]], w[g, :, :X.shape[1]] = X, W
+    cnt = np.array([c for _, _, c, _ in parts], dtype=np.int64)
+    cut = np.array([c for *_, c in parts])
+    n0 = np.array([c[0] // 2 if h else c[0] for (_, h), c in zip(grids, cnt)], dtype=np.int64)
+    return x, w, cnt, cut, np.abs(x).max(-1), n0
+
+
 THREADS = max(1, min(os.cpu_count() or 1, 8))
 """Threads the numba integrands run on (they release the GIL)."""
 
@@ -536,39 +560,45 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(THREADS, thread_name_prefix="feyntk-quadrature")
 
 
-def _run_numba(kern, d, nout, L, P, rule, m, scales, half=False):
+def _run_numba(kern, d, nout, L, P, rule, m, scales, half):
+    """The integrals of rows with factors L (B, d, d) at level m. For the tensor rule, row b
+    has its own grid: ``node_counts(m, scales[b])``, half grid where ``half[b]`` (its sum is
+    doubled here)."""
     B = L.shape[0]
     if rule == "polar" or d == 2:
         if rule == "polar":
             zs, ws = _polar_nodes(L, m)
         else:  # rank 0: one node at the origin
             zs, ws = np.zeros((B, 2, 1)), np.ones((B, 1))
-        total = zs.shape[-1]
-        call = lambda sl, lo, hi, out: kern(zs[sl], ws[sl], P[sl], lo, hi, out)
+        nodes = zs.shape[-1]
+        call = lambda sl, part, nparts, out: kern(  # noqa: E731
+            zs[sl], ws[sl], P[sl], part * nodes // nparts, (part + 1) * nodes // nparts, out)
     else:
-        X, W, cnt, cut = _tensor_nodes(d, node_counts(m, scales))
-        total = cnt[0] // 2 if half else cnt[0]  # half: i0 < m/2 meets each ±u pair once
-        call = lambda sl, lo, hi, out: kern(L[sl], X, W, cnt, cut, P[sl], lo, hi, out)
+        keys, grp = np.unique(np.concatenate([scales, half[:, None]], axis=1), axis=0,
+                              return_inverse=True)
+        grid = _grids(d, tuple((node_counts(m, k[:-1]), bool(k[-1])) for k in keys))
+        grp = grp.reshape(-1).astype(np.int64)
+        nodes = int((grid[-1][grp] * grid[2][grp, 1:].prod(-1)).max())
+        call = lambda sl, part, nparts, out: kern(L[sl], grp[sl], *grid, P[sl],  # noqa: E731
+                                                  part, nparts, out)
     out = np.zeros((B, nout))
-    nodes = total if (rule == "polar" or d == 2) else total * int(cnt[1:].prod())
-    scale = 2.0 if half else 1.0
     if THREADS == 1 or B * nodes < 20000:
-        call(slice(None), 0, total, out)
-        return scale * out
-    if B >= THREADS:
-        parts = [(slice(i * B // THREADS, (i + 1) * B // THREADS), 0, total)
-                 for i in range(THREADS)]
-    else:
-        parts = [(slice(None), i * total // THREADS, (i + 1) * total // THREADS)
-                 for i in range(THREADS)]
-    outs = [np.zeros((B, nout)) if sl == slice(None) else out[sl] for sl, _, _ in parts]
-    list(_pool().map(lambda a: call(a[0][0], a[0][1], a[0][2], a[1]), zip(parts, outs)))
-    if B < THREADS:
+        call(slice(None), 0, 1, out)
+    elif rule == "polar" and B >= THREADS:  # rows of equal cost: split the rows
+        parts = [slice(i * B // THREADS, (i + 1) * B // THREADS) for i in range(THREADS)]
+        list(_pool().map(lambda sl: call(sl, 0, 1, out[sl]), parts))
+    else:  # every thread sums a share of every row's first-axis nodes (balanced across grids)
+        outs = [out] + [np.zeros((B, nout)) for _ in range(THREADS - 1)]
+        list(_pool().map(lambda i: call(slice(None), i, THREADS, outs[i]), range(THREADS)))
         out = sum(outs)
-    return scale * out
+    if rule != "polar" and d != 2:
+        out[half] *= 2.0
+    return out
 
 
-def _run_jax(kern, d, nout, L, P, rule, m, scales, half=False):
+def _run_jax(kern, d, nout, L, P, rule, m, scales, half):
+    """As :func:`_run_numba` with one grid for all rows: ``node_counts(m, scales)``, half grid
+    if ``half``."""
     import jax.numpy as jnp
 
     B = L.shape[0]
@@ -629,22 +659,29 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
     if any(q for _, q in reqs) and ok.any():
         P[ok] = np.linalg.inv(KS[ok])
     L, rank, perm = _whiten(KS)
-    run = _run_numba if backend == "numba" else _run_jax
     result = np.zeros((C, nout))
-    # subsets of one rank and one grid shape (direction scales) share a rule
     scales = direction_scales(L)  # 0: zero direction, one node
-    keys = np.concatenate([rank[:, None], scales], axis=1)
+    # subsets of one rank share a rule and its levels; the numba tensor kernels take a grid per
+    # row, the JAX ones one grid shape (direction scales) per call
+    per_call = backend != "numba"
+    keys = (np.concatenate([rank[:, None], scales], axis=1) if per_call and d != 2
+            else rank[:, None])
     for key in np.unique(keys, axis=0):
         idx = np.nonzero((keys == key).all(-1))[0]
         r = int(key[0])
-        sc = tuple(key[1:])
         rule, levels = _schedule(d, r, fine)
-        h = half and rule == "tensor" and r > 0 and sc[0] > 0  # the half grid splits axis 0
-        if perm is not None and backend == "numba":  # triangular kernels: pivot order
+        # the half grid splits axis 0
+        h = (half and rule == "tensor" and r > 0) & (scales[:, 0] > 0)
+        if per_call:
+            run_at = lambda rows, m: _run_jax(kern, d, nout, L[rows], P[rows], rule, m,  # noqa
+                                              tuple(scales[rows[0]]), bool(h[rows[0]]))
+        elif perm is not None:  # triangular kernels: pivot order
             run_at = lambda rows, m: _run_permuted(  # noqa: E731
-                kern, d, nout, L[rows], P[rows], perm[rows], reqs, rule, m, sc, h)
+                kern, d, nout, L[rows], P[rows], perm[rows], reqs, rule, m, scales[rows],
+                h[rows])
         else:
-            run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], rule, m, sc, h)  # noqa
+            run_at = lambda rows, m: _run_numba(kern, d, nout, L[rows], P[rows], rule, m,  # noqa
+                                                scales[rows], h[rows])
         prev = run_at(idx, levels[0])
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()
@@ -681,17 +718,10 @@ def _check(act, S, KS, reqs) -> np.ndarray:
             if not q:
                 check_kinks_at_zero_variance(act, tuple({k for k, _ in lp}), KS[b],
                                              [f"x[{s}]" for s in S[b]])
-    w = np.linalg.eigvalsh(KS)
-    ok = w.min(-1) > 1e-12 * np.maximum(w.max(-1), 1e-300)
+    ok, _ = invertible(KS)
     if any(q for _, q in reqs):
-        bad = np.nonzero(~ok)[0]
-        if len(bad):
-            b = bad[0]
-            raise DegenerateKernelError(
-                f"the inverse-metric form needs K restricted to samples {S[b].tolist()} to be "
-                f"invertible, but it is singular (eigenvalues {np.round(w[b], 14).tolist()}): "
-                "duplicate or collinear inputs. Use form='derivative' (smooth activations) or "
-                "remove the duplicate inputs.")
+        for b in np.nonzero(~ok)[0][:1]:
+            require_invertible(KS[b], S[b].tolist())  # raises, with the reason
     return ok
 
 

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from feyntk.errors import DegenerateKernelError
-from feyntk.numbers.gaussian import expect
+from feyntk.numbers.gaussian import expect, invertible
 from feyntk.spec.activation import Activation, _lambdify_cached
 
 
@@ -99,8 +99,7 @@ def _delta_term(combo, D, R, KS, weight, rtol, S, labels, kinks):
     rho = np.exp(-0.5 * p @ KDDi @ p) / np.sqrt((2 * np.pi) ** len(D) * np.linalg.det(KDD))
     P = None
     if q:
-        wK = np.linalg.eigvalsh(KS)
-        if wK.min() <= 1e-12 * max(wK.max(), 1e-300):
+        if not invertible(KS)[0]:
             raise DegenerateKernelError(
                 "a derivative of a delta function needs the blob's kernel to be invertible; "
                 "its samples are duplicates or collinear inputs. Remove the duplicates.")

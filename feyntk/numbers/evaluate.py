@@ -30,7 +30,8 @@ from feyntk.diagrams.diagram import correlator, diagrams
 from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
 from feyntk.errors import ActivationError, DegenerateKernelError, MemoryBudgetError
 from feyntk.numbers.distributions import blob_expectation
-from feyntk.numbers.gaussian import QuadratureReport, check_kinks_at_zero_variance, expect
+from feyntk.numbers.gaussian import (QuadratureReport, check_kinks_at_zero_variance, expect,
+                                     require_invertible)
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 from feyntk.spec.statistic import TENSOR_NAMES
@@ -117,14 +118,7 @@ class BlobCache:
         if key not in self.store:
             S = sorted({s for _, s in sigs})
             KS = self.K[np.ix_(S, S)]
-            w = np.linalg.eigvalsh(KS)
-            if w.min() <= 1e-12 * max(w.max(), 1e-300):
-                raise DegenerateKernelError(
-                    f"the inverse-metric form needs K restricted to samples {S} to be invertible, "
-                    f"but it is singular (eigenvalues {np.round(w, 14).tolist()}): duplicate or "
-                    "collinear inputs. Use form='derivative' (smooth activations) or remove the "
-                    "duplicate inputs.")
-            P = np.linalg.inv(KS)
+            P = require_invertible(KS, S)
             fns = [(S.index(s), self.act.numpy(k)) for k, s in sigs]
             d = len(S)
             if not self.act.is_smooth:

@@ -518,6 +518,36 @@ def _closed_pair(act: Activation, k1: int, k2: int, Kaa, Kbb, Kab) -> np.ndarray
     return None
 
 
+INVERSE_FLOOR = 1e-60
+"""Smallest eigenvalue of K_S the inverse-metric form accepts: its Hermite tables hold up to
+four powers of K_S⁻¹, which overflow float64 near 1e-77."""
+
+
+def invertible(KS: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, eigenvalues) over a batch of kernels (..., d, d): K_S is invertible for the
+    inverse-metric form (eigenvalues above 1e-12 of the largest and above
+    :data:`INVERSE_FLOOR`)."""
+    w = np.linalg.eigvalsh(KS)
+    lo = w.min(-1)
+    return (lo > 1e-12 * np.maximum(w.max(-1), 1e-300)) & (lo > INVERSE_FLOOR), w
+
+
+def require_invertible(KS: np.ndarray, samples) -> np.ndarray:
+    """Raise :class:`DegenerateKernelError` unless K_S (d, d) of ``samples`` is
+    :func:`invertible`; returns K_S⁻¹."""
+    ok, w = invertible(KS)
+    if not ok:
+        why = ("duplicate or collinear inputs" if w.min() <= 1e-12 * max(w.max(), 1e-300) else
+               f"its smallest eigenvalue {w.min():.3g} is below {INVERSE_FLOOR:g} (inputs of "
+               "almost zero variance, e.g. a zero input with a tiny C_b), so the powers of K⁻¹ "
+               "the form needs overflow")
+        raise DegenerateKernelError(
+            f"the inverse-metric form needs K restricted to samples {list(samples)} to be "
+            f"invertible, but it is singular (eigenvalues {[float(f'{v:.4g}') for v in w]}): "
+            f"{why}. Use form='derivative' (smooth activations) or remove those inputs.")
+    return np.linalg.inv(KS)
+
+
 def check_kinks_at_zero_variance(act: Activation, ks: tuple[int, ...], K: np.ndarray,
                                  labels) -> None:
     """A deterministic z = 0 sitting exactly on a jump of σ^{(k)} has no defined value."""
