@@ -42,8 +42,8 @@ from feyntk.kernels import separable
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, QuadratureReport,
                                      check_kinks_at_zero_variance, direction_scales, factor,
-                                     halfrange_rule, hermite_rule, invertible, legendre_rule,
-                                     node_counts, prune_cuts, require_invertible,
+                                     hermite_rule, invertible,
+                                     node_counts, polar_nodes, prune_cuts, require_invertible,
                                      tensor_levels, triangular_directions)
 from feyntk.spec.activation import Z, Activation
 
@@ -166,9 +166,10 @@ def output_parities(act: Activation, d: int, reqs) -> list[int] | None:
 
 
 def half_grid(act: Activation, d: int, reqs) -> bool:
-    """Whether the d-kernel sums half of the (symmetric) tensor grid: every output has a parity,
-    odd ones vanish and even ones are twice the half sum. Not for d = 2 (polar rule)."""
-    return d != 2 and act.is_smooth and output_parities(act, d, reqs) is not None
+    """Whether the d-kernel sums half of its (z → −z symmetric) nodes: every output has a parity,
+    odd ones vanish and even ones are twice the half sum. The tensor rule halves its first axis,
+    the polar rule (d = 2) its arcs (:func:`~feyntk.numbers.gaussian.polar_nodes`)."""
+    return act.is_smooth and output_parities(act, d, reqs) is not None
 
 
 def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> str:
@@ -500,25 +501,6 @@ def _run_permuted(kern, d, nout, L, P, perm, reqs, rule, m, scales, half):
     return res
 
 
-def _polar_nodes(L: np.ndarray, m: int):
-    """z (B, 2, P) and weights (B, P) of ``gaussian._polar_apply`` for factors L (B, 2, 2)."""
-    B = L.shape[0]
-    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi
-    active = np.any(L != 0, axis=-1)
-    base = np.where(active, base, 0.0)
-    cuts = np.sort(np.concatenate([np.zeros((B, 1)), base, base + np.pi,
-                                   np.full((B, 1), 2 * np.pi)], axis=1), axis=1)
-    gx, gw = legendre_rule(m)
-    lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]
-    phi = (lo + (hi - lo) * (gx + 1) / 2).reshape(B, -1)
-    wphi = ((hi - lo) * gw / 2).reshape(B, -1) / (2 * np.pi)
-    r, wr = halfrange_rule(2 * m)
-    dirs = np.einsum("bij,bjp->bip", L, np.stack([np.cos(phi), np.sin(phi)], axis=1))
-    z = (dirs[:, :, :, None] * r).reshape(B, 2, -1)
-    weights = (wphi[:, :, None] * wr).reshape(B, -1)
-    return np.ascontiguousarray(z), np.ascontiguousarray(weights)
-
-
 @functools.lru_cache(maxsize=256)
 def _tensor_nodes(d: int, ms: tuple[int, ...]):
     """Per-direction nodes/weights padded to (d, M) (ms[j] nodes along direction j,
@@ -561,13 +543,13 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _run_numba(kern, d, nout, L, P, rule, m, scales, half):
-    """The integrals of rows with factors L (B, d, d) at level m. For the tensor rule, row b
-    has its own grid: ``node_counts(m, scales[b])``, half grid where ``half[b]`` (its sum is
-    doubled here)."""
+    """The integrals of rows with factors L (B, d, d) at level m; rows where ``half[b]`` sum
+    half the nodes (:func:`half_grid`; doubled here). For the tensor rule, row b has its own
+    grid ``node_counts(m, scales[b])``; the polar rule takes one half flag for all rows."""
     B = L.shape[0]
     if rule == "polar" or d == 2:
-        if rule == "polar":
-            zs, ws = _polar_nodes(L, m)
+        if rule == "polar":  # (one half flag for all rows)
+            zs, ws = polar_nodes(L, m, bool(half.any()))
         else:  # rank 0: one node at the origin
             zs, ws = np.zeros((B, 2, 1)), np.ones((B, 1))
         nodes = zs.shape[-1]
@@ -591,8 +573,7 @@ def _run_numba(kern, d, nout, L, P, rule, m, scales, half):
         outs = [out] + [np.zeros((B, nout)) for _ in range(THREADS - 1)]
         list(_pool().map(lambda i: call(slice(None), i, THREADS, outs[i]), range(THREADS)))
         out = sum(outs)
-    if rule != "polar" and d != 2:
-        out[half] *= 2.0
+    out[half] *= 2.0
     return out
 
 
@@ -607,7 +588,7 @@ def _run_jax(kern, d, nout, L, P, rule, m, scales, half):
     Pp = np.concatenate([P, np.repeat(P[:1], pad - B, axis=0)]) if pad > B else P
     if rule == "polar" or d == 2:
         if rule == "polar":
-            zs, ws = _polar_nodes(Lp, m)
+            zs, ws = polar_nodes(Lp, m, half)
         else:
             zs, ws = np.zeros((pad, 2, 1)), np.ones((pad, 1))
         res = kern(jnp.asarray(zs), jnp.asarray(ws), jnp.asarray(Pp))
@@ -670,8 +651,10 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         idx = np.nonzero((keys == key).all(-1))[0]
         r = int(key[0])
         rule, levels = _schedule(d, r, fine)
-        # the half grid splits axis 0
-        h = (half and rule == "tensor" and r > 0) & (scales[:, 0] > 0)
+        # the half grid: the polar rule's first two arcs, the tensor rule's axis 0 (not when
+        # that is a zero direction, of one node)
+        h = np.full(C, half and rule == "polar") if rule == "polar" else \
+            (half and r > 0) & (scales[:, 0] > 0)
         if per_call:
             run_at = lambda rows, m: _run_jax(kern, d, nout, L[rows], P[rows], rule, m,  # noqa
                                               tuple(scales[rows[0]]), bool(h[rows[0]]))

@@ -169,26 +169,38 @@ def halfrange_rule(m: int, power: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return x, b[0] * vecs[0] ** 2
 
 
-def _polar_apply(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
-    """2-d rule in polar coordinates of the whitened variables, split at the angles where a
-    coordinate z_a changes sign, so integrands with kinks at z = 0 converge exponentially."""
+def polar_nodes(L: np.ndarray, m: int, half: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z (B, 2, P) and weights (B, P) of the 2-d polar rule for factors L (B, 2, r ≤ 2).
+
+    Angles of the whitened variables: the circle is cut at the angles b_1 ≤ b_2 (mod π) where a
+    coordinate z_a = (L e_φ)_a changes sign, into the arcs [b_1, b_2], [b_2, b_1 + π] and their
+    translates by π, each with m Gauss–Legendre angles, times a half-range radial rule of 2m
+    nodes; integrands with kinks at z = 0 then converge exponentially. The node set is symmetric
+    under z → −z (φ → φ + π), so ``half`` (the first two arcs only, weights summing to 1/2)
+    serves integrands of definite parity: even ones are twice the half sum, odd ones vanish.
+    """
     B = L.shape[0]
     if L.shape[-1] < 2:
         L = np.concatenate([L, np.zeros((B, 2, 2 - L.shape[-1]))], axis=-1)
-    # angles where (L e_phi)_a = 0, for each coordinate a with non-zero row
-    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi  # (B, 2)
-    active = np.any(L != 0, axis=-1)
-    base = np.where(active, base, 0.0)
-    cuts = np.sort(np.concatenate([np.zeros((B, 1)), base, base + np.pi,
-                                   np.full((B, 1), 2 * np.pi)], axis=1), axis=1)  # (B, 6)
+    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi  # (B, 2): where (L e_φ)_a = 0
+    b = np.sort(np.where(np.any(L != 0, axis=-1), base, base.max(-1, keepdims=True)), axis=-1)
+    cuts = b[:, :1] + np.concatenate([b - b[:, :1], [[np.pi]] * B], axis=1)  # b1, b2, b1 + π
+    if not half:
+        cuts = np.concatenate([cuts, cuts[:, 1:] + np.pi], axis=1)
     gx, gw = legendre_rule(m)
-    lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]  # (B, 5, 1)
-    phi = (lo + (hi - lo) * (gx + 1) / 2).reshape(B, -1)  # (B, 5m)
+    lo, hi = cuts[:, :-1, None], cuts[:, 1:, None]
+    phi = (lo + (hi - lo) * (gx + 1) / 2).reshape(B, -1)
     wphi = ((hi - lo) * gw / 2).reshape(B, -1) / (2 * np.pi)
     r, wr = halfrange_rule(2 * m)
     dirs = np.einsum("bij,bjp->bip", L, np.stack([np.cos(phi), np.sin(phi)], axis=1))
-    z = (dirs[:, :, :, None] * r).reshape(B, 2, -1)  # (B, 2, 5m * 2m)
+    z = (dirs[:, :, :, None] * r).reshape(B, 2, -1)
     weights = (wphi[:, :, None] * wr).reshape(B, -1)
+    return np.ascontiguousarray(z), np.ascontiguousarray(weights)
+
+
+def _polar_apply(f: Callable, L: np.ndarray, m: int) -> np.ndarray:
+    """The polar rule (:func:`polar_nodes`) applied to f."""
+    z, weights = polar_nodes(L, m)
     vals = np.asarray(f(z), dtype=float)
     return np.einsum("b...p,bp->b...", vals, weights)
 
