@@ -138,6 +138,16 @@ def test_jax_matches_oracle_all_tensors(form):
 
 
 @pytest.mark.slow
+def test_jax_matches_oracle_three_and_four_inputs():
+    """The triangular JAX kernels in the pipeline: 3- and 4-sample tables, both forms."""
+    net = Network.create([2, 5, 6], "tanh", C_W=[1.2, 1.5], C_b=[0.1, 0.2], lambda_W=1.0,
+                         lambda_b=0.3)
+    x = np.random.default_rng(2).normal(size=(4, 2))
+    _agree(net, x, ["K1", "V", "A", "D", "R", "U"], "derivative", "jax")
+    _agree(net, x[:3], ["K1", "V", "B", "Q", "T"], "inverse-metric", "jax")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("act,form", [("tanh", "derivative"), ("softplus", "inverse-metric"),
                                       ("relu", "inverse-metric")])
 def test_numba_matches_oracle_three_inputs(act, form):
@@ -149,7 +159,7 @@ def test_numba_matches_oracle_three_inputs(act, form):
 
 # -- the quadrature is the oracle's -----------------------------------------------------------
 @pytest.mark.parametrize("d,backend", [(1, "numba"), (2, "numba"), (3, "numba"), (4, "numba"),
-                                       (2, "jax"), (3, "jax"), (4, "jax")])
+                                       (1, "jax"), (2, "jax"), (3, "jax"), (4, "jax")])
 def test_integrals_reproduce_expect(d, backend):
     act = get_activation("softplus")
     rng = np.random.default_rng(d)

@@ -19,7 +19,9 @@ samples share CSE'd bodies. The numba kernels for d ≥ 3 run on the pivot-order
 the triangular factor (:func:`_numba_triangular`: σ of sample s evaluated at loop level s, the
 innermost loop only sums moments of the last sample's functions, with addition theorems
 (:mod:`feyntk.kernels.separable`) in place of transcendental calls), and their columns are
-mapped back (:func:`_column_maps`); the JAX kernels take any factor.
+mapped back (:func:`_column_maps`); the JAX kernels for d ≠ 2 follow the same scheme as arrays
+(:func:`_jax_triangular`). Tensor-rule kernels take a grid per row, so one call serves all
+subsets of one rank at one level.
 
 Common mistakes:
     * A Hermite table entry is masked (zero) where a picked label repeats the sample of an
@@ -179,6 +181,8 @@ def integrand_source(act: Activation, d: int, reqs, backend: str, name: str) -> 
     """
     if backend == "numba" and d >= 3:
         return _numba_triangular(act, d, reqs, name)
+    if backend == "jax" and d != 2:
+        return _jax_triangular(act, d, reqs, name)
     outs = integrand_outputs(act, d, reqs)
     if half_grid(act, d, reqs):
         outs = [e if sgn > 0 else sp.Integer(0)
@@ -382,52 +386,68 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
 
 
 def _jax_integrand(d, n, assigns, printer, yfix, pload, name) -> str:
+    """The 2-d JAX kernel (polar rule: explicit nodes per row)."""
     I = "    "
     body = [I + s for s in yfix]
     body.append(print_block(assigns, printer, I))
     stack = f"jnp.stack([{', '.join(f'jnp.sum(ww*o{j})' for j in range(n))}])"
     pl = [I + s.replace("P[b, ", "Pb[") for s in pload]
-    if d == 2:
-        lines = [f"def _{name}(zb, wb, Pb):",
-                 f"{I}z0 = zb[0]", f"{I}z1 = zb[1]", f"{I}ww = wb"]
-        lines += pl + body + [f"{I}return {stack}", "",
-                              "@jax.jit",
-                              f"def {name}(z, w, P):",
-                              f'{I}"""Σ_p w[b,p]·f_j(z[b,:,p]); {n} outputs f_j."""',
-                              f"{I}return jax.lax.map(lambda a: _{name}(*a), (z, w, P), "
-                              "batch_size=8)"]
-        return "\n".join(lines) + "\n"
-    lines = [f"def _{name}(Lb, Pb, grid, wrest, xc, wc):"]
-    lines += [f"{I}L_{s}_{j} = Lb[{s}, {j}]" for s in range(d) for j in range(d)]
-    lines += pl
-    lines += [f"{I}u0 = xc[:, None]", f"{I}ww = wc[:, None]*wrest[None, :]"]
-    lines += [f"{I}u{j} = grid[{j - 1}][None, :]" for j in range(1, d)]
-    lines += [f"{I}z{s} = " + " + ".join(f"L_{s}_{j}*u{j}" for j in range(d))
-              for s in range(d)]
-    lines += body + [f"{I}return {stack}", "",
-                     f"def {name}(L, xs, ws, P):",
-                     f'{I}"""Tensor rule z = L·u on the grid Π_j xs[j]; {n} outputs."""',
-                     f"{I}return _{name}_jit(L, tuple(xs), tuple(ws), P)", "",
-                     "@jax.jit",
-                     f"def _{name}_jit(L, xs, ws, P):",
-                     f"{I}rest = jnp.meshgrid(*xs[1:], indexing='ij') if len(xs) > 1 else []",
-                     f"{I}grid = [g.ravel() for g in rest]",
-                     f"{I}wrest = jnp.ones(())",
-                     f"{I}for wj in ws[1:]:",
-                     f"{I * 2}wrest = (wrest[..., None]*wj)",
-                     f"{I}wrest = wrest.ravel()",
-                     f"{I}chunk = max(1, min(xs[0].shape[0], (1 << 18) // max(1, wrest.shape[0])))",
-                     f"{I}nch = -(-xs[0].shape[0] // chunk)",
-                     f"{I}pad = nch*chunk - xs[0].shape[0]",
-                     f"{I}xch = jnp.concatenate([xs[0], jnp.zeros(pad)]).reshape(nch, chunk)",
-                     f"{I}wch = jnp.concatenate([ws[0], jnp.zeros(pad)]).reshape(nch, chunk)",
-                     f"{I}def one(a):",
-                     f"{I * 2}Lb, Pb = a",
-                     f"{I * 2}def step(acc, xw):",
-                     f"{I * 3}return acc + _{name}(Lb, Pb, grid, wrest, xw[0], xw[1]), None",
-                     f"{I * 2}acc, _ = jax.lax.scan(step, jnp.zeros({n}), (xch, wch))",
-                     f"{I * 2}return acc",
-                     f"{I}return jax.lax.map(one, (L, P), batch_size=4)"]
+    lines = [f"def _{name}(zb, wb, Pb):",
+             f"{I}z0 = zb[0]", f"{I}z1 = zb[1]", f"{I}ww = wb"]
+    lines += pl + body + [f"{I}return {stack}", "",
+                          "@jax.jit",
+                          f"def {name}(z, w, P):",
+                          f'{I}"""Σ_p w[b,p]·f_j(z[b,:,p]); {n} outputs f_j."""',
+                          f"{I}return jax.lax.map(lambda a: _{name}(*a), (z, w, P), "
+                          "batch_size=8)"]
+    return "\n".join(lines) + "\n"
+
+
+def _jax_triangular(act: Activation, d: int, reqs, name: str) -> str:
+    """The d-sample JAX kernel (d ≠ 2) for a lower-triangular factor L: the scheme of
+    :func:`_numba_triangular` as arrays. On the kept (pruned) nodes U (d-1, T) of the first d-1
+    directions, σ^{(k)}(z_s) for s < d-1 are evaluated once; the functions g of the last sample
+    on (T, M) = outer × last-direction nodes are summed into their moments M_g (T,); each
+    output Σ_g coef_g M_g is summed over the outer nodes with weights W. Rows are mapped in
+    chunks of at most 2^22 inner nodes (memory)."""
+    I = "    "
+    last = d - 1
+    atoms, inner, coefs = triangular_terms(act, d, reqs)
+    printer = PRINTERS["jax"]()
+    zs = sp.symbols(f"z0:{d}")
+    n = len(coefs)
+    lines = [f"def _{name}(Lb, Pb, U, W, xl, wl):",
+             f'{I}"""One row: outer nodes U (d-1, T), weights W (T,); last direction xl, wl."""']
+    lines += [f"{I}L_{s}_{j} = Lb[{s}, {j}]" for s in range(d) for j in range(s + 1)]
+    if any(q for _, q in reqs):
+        lines += [f"{I}P_{i}_{j} = Pb[{i}, {j}]" for i in range(d) for j in range(i, d)]
+    for s in range(last):
+        lines.append(f"{I}z{s} = " + " + ".join(f"L_{s}_{j}*U[{j}]" for j in range(s + 1)))
+    lines.append(f"{I}z{last} = " + " + ".join(
+        [f"L_{last}_{j}*U[{j}][:, None]" for j in range(last)] + [f"L_{last}_{last}*xl[None, :]"]))
+    for s in range(last):
+        if atoms[s]:
+            block = assignments([(f"a{s}_{k}", act.derivative(k).regular.subs(Z, zs[s]))
+                                 for k in atoms[s]], prefix=f"e{s}_")
+            lines.append(print_block(block, printer, I))
+    block = assignments([(f"g{g}", sp.Mul(*[act.derivative(k).regular.subs(Z, zs[last])
+                                             for k in ks]) * zs[last] ** p)
+                         for g, (ks, p) in enumerate(inner)], prefix="h")
+    lines.append(print_block(block, printer, I))
+    lines += [f"{I}M{g} = jnp.sum(g{g}*wl, axis=-1)" for g in range(len(inner))]
+    outs = [(f"o{j}", sum(cf * sp.Symbol(f"M{g}") for g, cf in terms.items()))
+            for j, terms in enumerate(coefs) if terms]
+    lines.append(print_block(assignments(outs, prefix="c"), printer, I))
+    sums = [f"jnp.sum(o{j}*W)" if coefs[j] else "jnp.zeros(())" for j in range(n)]
+    lines += [f"{I}return jnp.stack([{', '.join(sums)}])", "",
+              "@jax.jit",
+              f"def {name}(L, P, grp, U, W, xl, wl):",
+              f'{I}"""Tensor rule on the triangular factors L (B, d, d), row b on grid grp[b]: '
+              f'outer nodes U[g], W[g], last direction xl[g], wl[g] (tables._jax_grids); {n} '
+              'outputs."""',
+              f"{I}bs = max(1, min(L.shape[0], (1 << 22) // max(1, U.shape[2]*xl.shape[1])))",
+              f"{I}return jax.lax.map(lambda a: _{name}(a[0], a[1], U[a[2]], W[a[2]], xl[a[2]], "
+              "wl[a[2]]), (L, P, grp), batch_size=bs)"]
     return "\n".join(lines) + "\n"
 
 
@@ -488,12 +508,13 @@ def _column_maps(d: int, reqs: tuple) -> np.ndarray:
     return maps
 
 
-def _run_permuted(kern, d, nout, L, P, perm, reqs, rule, m, scales, half):
-    """:func:`_run_numba` on the pivot-ordered variables (lower-triangular factors), columns
-    mapped back to the kernel's layout for the original order."""
+def _run_permuted(run, kern, d, nout, L, P, perm, reqs, rule, m, scales, half):
+    """``run`` (:func:`_run_numba` or :func:`_run_jax`) on the pivot-ordered variables
+    (lower-triangular factors), columns mapped back to the kernel's layout for the original
+    order."""
     B = L.shape[0]
     rows = np.arange(B)[:, None]
-    out = _run_numba(kern, d, nout, np.ascontiguousarray(L[rows, perm]),
+    out = run(kern, d, nout, np.ascontiguousarray(L[rows, perm]),
                      np.ascontiguousarray(P[rows[:, :, None], perm[:, :, None],
                                             perm[:, None, :]]), rule, m, scales, half)
     res = np.empty_like(out)
@@ -577,37 +598,84 @@ def _run_numba(kern, d, nout, L, P, rule, m, scales, half):
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _outer_nodes(ms: tuple[int, ...], half: bool):
+    """The JAX kernels' nodes (:func:`_jax_triangular`) for ``ms[j]`` nodes along direction j:
+    U (d-1, T) and W (T,) the multi-indices of the first d-1 directions kept by the pruning cuts
+    of all d (:func:`_tensor_nodes`, as the numba kernels prune), T padded to a power of two
+    with zero weights (few shapes to compile); xl, wl the last direction's nodes. On a half
+    grid direction 0 keeps its first half. Cached: callers must not write to them."""
+    rules = [hermite_rule(m) for m in ms]
+    cut = prune_cuts([w.max() for _, w in rules])
+    if half:
+        rules[0] = tuple(v[:len(v) // 2] for v in rules[0])
+    d = len(ms)
+    idx, weights = np.zeros((0, 1), dtype=np.int64), np.ones(1)
+    for j, (_, w) in enumerate(rules[:-1]):
+        wj = (weights[:, None] * w[None, :]).ravel()  # left to right, as the kernels multiply
+        keep = np.nonzero(wj >= cut[j])[0]
+        prev, new = np.divmod(keep, len(w))
+        idx = np.concatenate([idx[:, prev], new[None, :]])
+        weights = wj[keep]
+    U = np.array([rules[j][0][idx[j]] for j in range(d - 1)]).reshape(d - 1, len(weights))
+    if d > 1:
+        pad = max(256, 1 << (len(weights) - 1).bit_length()) - len(weights)
+        U, weights = np.pad(U, ((0, 0), (0, pad))), np.pad(weights, (0, pad))
+    return U, weights, rules[-1][0], rules[-1][1]
+
+
+@functools.lru_cache(maxsize=256)
+def _jax_grids(grids: tuple[tuple[tuple[int, ...], bool], ...]):
+    """:func:`_outer_nodes` of grids given as (node counts, half), stacked (G, …) and padded
+    with zero weights to common sizes (G and T powers of two, M the largest): one compiled shape
+    serves every mix of grids at a level. Cached: callers must not write to them."""
+    parts = [_outer_nodes(ms, h) for ms, h in grids]
+    G = 1 << (len(parts) - 1).bit_length()
+    T = max(u.shape[1] for u, *_ in parts)
+    M = max(len(x) for *_, x, _ in parts)
+    d1 = parts[0][0].shape[0]
+    U, W, xl, wl = np.zeros((G, d1, T)), np.zeros((G, T)), np.zeros((G, M)), np.zeros((G, M))
+    for g, (u, w, x, v) in enumerate(parts):
+        U[g, :, :u.shape[1]], W[g, :len(w)], xl[g, :len(x)], wl[g, :len(v)] = u, w, x, v
+    return U, W, xl, wl
+
+
 def _run_jax(kern, d, nout, L, P, rule, m, scales, half):
-    """As :func:`_run_numba` with one grid for all rows: ``node_counts(m, scales)``, half grid
-    if ``half``."""
+    """As :func:`_run_numba` (L lower triangular for the tensor rule); the polar rule takes one
+    half flag for all rows. Tensor-rule rows are sent in one call per power-of-two size of the
+    outer node list (:func:`_outer_nodes`), so padding wastes at most half of a call."""
     import jax.numpy as jnp
 
+    def padded(a, n):  # bucketed batch: few distinct shapes to compile
+        return np.concatenate([a, np.repeat(a[:1], n - len(a), axis=0)]) if n > len(a) else a
+
     B = L.shape[0]
-    pad = 1 << max(0, (B - 1).bit_length())  # bucketed batch: few distinct shapes to compile
-    Lp = np.concatenate([L, np.repeat(L[:1], pad - B, axis=0)]) if pad > B else L
-    Pp = np.concatenate([P, np.repeat(P[:1], pad - B, axis=0)]) if pad > B else P
+    pad = 1 << max(0, (B - 1).bit_length())
     if rule == "polar" or d == 2:
         if rule == "polar":
-            zs, ws = polar_nodes(Lp, m, half)
+            zs, ws = polar_nodes(padded(L, pad), m, bool(half.any()))
         else:
             zs, ws = np.zeros((pad, 2, 1)), np.ones((pad, 1))
-        res = kern(jnp.asarray(zs), jnp.asarray(ws), jnp.asarray(Pp))
+        out = np.array(kern(jnp.asarray(zs), jnp.asarray(ws), jnp.asarray(padded(P, pad))))[:B]
     else:
-        ms = node_counts(m, scales)
-        # every direction padded symmetrically (the half grid still pairs ±u) to max(ms) nodes
-        # of weight 0: one grid shape per level, so XLA compiles once per (d, m, batch bucket)
-        # instead of once per anisotropic shape; a zero direction keeps its one node
-        M = max(ms)
-        rules = [hermite_rule(mj) for mj in ms]
-        rules = [(np.pad(x, (M - len(x)) // 2), np.pad(w, (M - len(w)) // 2)) if len(x) > 1
-                 else (x, w) for x, w in rules]
-        xs = [jnp.asarray(x) for x, _ in rules]
-        wts = [jnp.asarray(w) for _, w in rules]
-        if half:
-            h = len(rules[0][0]) // 2
-            xs[0], wts[0] = xs[0][:h], wts[0][:h]
-        res = kern(jnp.asarray(Lp), xs, wts, jnp.asarray(Pp))
-    return np.array(res)[:B] * (2.0 if half else 1.0)
+        keys, grp = np.unique(np.concatenate([scales, half[:, None]], axis=1), axis=0,
+                              return_inverse=True)
+        grp = grp.reshape(-1)
+        grids = [(node_counts(m, k[:-1]), bool(k[-1])) for k in keys]
+        size = np.array([_outer_nodes(*g)[0].shape[1] for g in grids])
+        out = np.empty((B, nout))
+        for t in np.unique(size):
+            sel = np.nonzero(size == t)[0]
+            rows = np.nonzero(np.isin(grp, sel))[0]
+            local = np.zeros(len(keys), dtype=np.int32)
+            local[sel] = np.arange(len(sel))
+            n = 1 << max(0, (len(rows) - 1).bit_length())
+            grid = _jax_grids(tuple(grids[k] for k in sel))
+            res = kern(jnp.asarray(padded(L[rows], n)), jnp.asarray(padded(P[rows], n)),
+                       jnp.asarray(padded(local[grp[rows]], n)), *map(jnp.asarray, grid))
+            out[rows] = np.array(res)[:len(rows)]
+    out[half] *= 2.0
+    return out
 
 
 def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
@@ -642,29 +710,23 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
     L, rank, perm = _whiten(KS)
     result = np.zeros((C, nout))
     scales = direction_scales(L)  # 0: zero direction, one node
-    # subsets of one rank share a rule and its levels; the numba tensor kernels take a grid per
-    # row, the JAX ones one grid shape (direction scales) per call
-    per_call = backend != "numba"
-    keys = (np.concatenate([rank[:, None], scales], axis=1) if per_call and d != 2
-            else rank[:, None])
-    for key in np.unique(keys, axis=0):
-        idx = np.nonzero((keys == key).all(-1))[0]
-        r = int(key[0])
+    # subsets of one rank share a rule and its levels; the tensor kernels take a grid per row
+    run = _run_numba if backend == "numba" else _run_jax
+    for r in np.unique(rank):
+        idx = np.nonzero(rank == r)[0]
+        r = int(r)
         rule, levels = _schedule(d, r, fine)
         # the half grid: the polar rule's first two arcs, the tensor rule's axis 0 (not when
         # that is a zero direction, of one node)
         h = np.full(C, half and rule == "polar") if rule == "polar" else \
             (half and r > 0) & (scales[:, 0] > 0)
-        if per_call:
-            run_at = lambda rows, m: _run_jax(kern, d, nout, L[rows], P[rows], rule, m,  # noqa
-                                              tuple(scales[rows[0]]), bool(h[rows[0]]))
-        elif perm is not None:  # triangular kernels: pivot order
+        if perm is not None:  # triangular kernels: pivot order
             run_at = lambda rows, m: _run_permuted(  # noqa: E731
-                kern, d, nout, L[rows], P[rows], perm[rows], reqs, rule, m, scales[rows],
+                run, kern, d, nout, L[rows], P[rows], perm[rows], reqs, rule, m, scales[rows],
                 h[rows])
         else:
-            run_at = lambda rows, m: _run_numba(kern, d, nout, L[rows], P[rows], rule, m,  # noqa
-                                                scales[rows], h[rows])
+            run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], rule, m,  # noqa
+                                         scales[rows], h[rows])
         prev = run_at(idx, levels[0])
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()
