@@ -2,7 +2,8 @@
 
 All derivable tensors (those defined for the activation) for tanh and relu, as a function of
 the number of inputs N and the depth L. Every backend is timed *warm* (the second call of
-``feyntk.predict`` in this process; the first call, with the same N and depth <= 2, generates
+``feyntk.predict`` in this process; the first call, with the same N and depth <= 2 (JAX: the same
+config, as XLA compiles per shape), generates
 and compiles the kernels or loads them from the cache, and is reported separately) and
 compared with the numpy path measured in the same run. Cells whose time, extrapolated from the cells already
 measured (cost ∝ C(N, 4)·(L − 1)), would exceed ``--budget`` seconds are skipped and say so.
@@ -59,10 +60,11 @@ def defined_tensors(act: str) -> list[str]:
 
 
 def run(cfg: dict, backend: str) -> dict:
-    """First call (same N, depth <= 2: code generation, compilation, caches) and the timed
-    second call (untraced); peak traced memory of a third call where the second took < 5 s."""
+    """First call (same N, depth <= 2: code generation, compilation, caches; for JAX the same
+    config, since XLA compiles per array shape and deeper networks meet more of them) and the
+    timed second call (untraced); peak traced memory of a third call where the second took < 5 s."""
     t0 = time.perf_counter()
-    warm = dict(cfg, widths=cfg["widths"][:3])
+    warm = cfg if backend == "jax" else dict(cfg, widths=cfg["widths"][:3])
     feyntk.predict(warm, backend=backend)
     t1 = time.perf_counter()
     out = feyntk.predict(cfg, backend=backend)
