@@ -39,7 +39,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import sympy as sp
 
-from feyntk.errors import DegenerateKernelError
 from feyntk.kernels import separable
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, QuadratureReport,

@@ -28,7 +28,7 @@ import sympy as sp
 
 from feyntk.diagrams.diagram import correlator, diagrams
 from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
-from feyntk.errors import ActivationError, DegenerateKernelError, MemoryBudgetError
+from feyntk.errors import ActivationError, MemoryBudgetError
 from feyntk.numbers.distributions import blob_expectation
 from feyntk.numbers.gaussian import (QuadratureReport, check_kinks_at_zero_variance, expect,
                                      require_invertible)
