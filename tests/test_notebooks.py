@@ -1,11 +1,13 @@
 """The derivations notebook runs end to end and writes its LaTeX export.
 
 ``derivations/recursions.ipynb`` is stored without outputs; here it is executed with nbclient on
-the ``python3`` Jupyter kernel, with ``derivations/`` as the working directory (where it writes
-``recursions.tex`` and ``<name>_diagrams.png``, build outputs ignored by git). The test is skipped
+the ``python3`` Jupyter kernel (importing this checkout's feyntk), with ``derivations/`` as the
+working directory (where it writes ``recursions.tex`` and ``<name>_diagrams.png``, build outputs
+ignored by git). The test is skipped
 only when no Jupyter kernel can be started; an error in any cell fails it.
 """
 
+import os
 import time
 from pathlib import Path
 
@@ -37,7 +39,10 @@ def _client(nb):
     return client
 
 
-def test_recursions_notebook_executes_and_exports_latex():
+def test_recursions_notebook_executes_and_exports_latex(monkeypatch):
+    # the kernel imports this checkout's feyntk, not whichever copy happens to be installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
         "store the notebook without outputs"

@@ -141,8 +141,10 @@ def integrand_outputs(act: Activation, d: int, reqs) -> list[sp.Expr]:
     return outs
 
 
+@functools.lru_cache(maxsize=256)
 def parity(act: Activation, k: int) -> int:
-    """+1 if σ^{(k)} is even, −1 if odd, 0 if neither (symbolically)."""
+    """+1 if σ^{(k)} is even, −1 if odd, 0 if neither (symbolically; memoised, since
+    ``sympy.simplify`` takes seconds for transcendental σ and every table column asks)."""
     e = act.derivative(k).regular
     flip = e.subs(Z, -Z)
     if sp.simplify(flip - e) == 0:
