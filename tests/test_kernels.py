@@ -296,11 +296,15 @@ def test_generated_source_is_cached_and_keyed(tmp_path, monkeypatch):
     from feyntk.kernels.module import _keys
 
     tanh, gelu = get_activation("tanh"), get_activation("gelu")
-    keys = {_keys(("V",), tanh, "derivative", "numba"), _keys(("V",), gelu, "derivative", "numba"),
-            _keys(("V",), tanh, "inverse-metric", "numba"), _keys(("V",), tanh, "derivative", "jax")}
-    assert gen.key == _keys(("V",), tanh, "derivative", "numba")[0]
-    assert len({k[0] for k in keys}) == 4 and len({k[2] for k in keys}) == 4  # integrands
+    keys = [_keys(("V",), tanh, "derivative", "numba"), _keys(("V",), gelu, "derivative", "numba"),
+            _keys(("V",), tanh, "inverse-metric", "numba"), _keys(("V",), tanh, "derivative", "jax")]
+    assert gen.key == keys[0][0]
+    assert len({k[0] for k in keys}) == 4 and len({k[2][4] for k in keys}) == 4  # integrands
     assert len({k[1] for k in keys}) == 3  # contractions do not depend on the activation
+    # modules are shared between requests: contract_V and V's 4-sample integrands are reused
+    both = _keys(("K", "V"), tanh, "derivative", "numba")
+    assert both[1][1] == keys[0][1][0] and both[2][4] == keys[0][2][4]
+    assert len(gen.path) == len(keys[0][2]) + 1
     assert codegen("K", "gelu", "derivative", "numba", compile=False).key.startswith("K-gelu-")
     # the same request reuses the cached file
     again = codegen("V", "tanh", "derivative", "numba", compile=False)

@@ -1,9 +1,12 @@
-"""Assemble one generated module: integrand kernels + one contraction kernel per statistic.
+"""Assemble generated modules: one per statistic's contraction kernel, one per integrand kernel.
 
-The module is data-driven end to end: :func:`feyntk.kernels.lower.lower` turns each
+Each module is keyed by what it contains only, so every request that needs ``contract_V`` (or
+the 3-sample integrands of tanh with the same requests) reuses one file and numba's machine code
+for it; :func:`codegen` merges the modules a request needs. The generation is data-driven end
+to end: :func:`feyntk.kernels.lower.lower` turns each
 statistic's diagram terms into products of reads, :mod:`feyntk.kernels.tables` says which
 integrals the tables need, and the printers of :mod:`feyntk.kernels.printers` print both
-(after CSE) for numba or JAX. The module carries its own metadata (``REQUESTS``, ``TABLES``,
+(after CSE) for numba or JAX. Each module carries its own metadata (``REQUESTS``, ``TABLES``,
 ``CONTRACT``) so that the engine never relies on a second derivation agreeing with the first.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from types import ModuleType
+from types import SimpleNamespace
 
 import sympy as sp
 
@@ -84,25 +87,27 @@ def _heaviside(x):
 class Generated:
     """Generated, compiled kernels of some statistics and where their source lives.
 
-    Two cached modules make one unit: the *integrands* (depend on the activation) and the
-    *contractions* (depend only on the diagrams, the form and the backend, so they are compiled
-    once for all activations).
+    Cached modules make one unit: the *integrands*, one module per number d of distinct
+    samples (they depend on the activation), and the *contractions*, one module per statistic
+    (they depend only on the diagrams, the form and the backend, so they are compiled once for
+    all activations and all requests).
 
     Attributes:
         key: cache key ``<statistics>-<activation>-<form>-<backend>-<hash>`` of the unit.
-        source: the generated Python source of both modules.
-        path: the cached files (integrands, contractions).
-        integrands: module with ``REQUESTS`` and ``INTEGRANDS[d]`` (None if not compiled, or
-            for kinked activations, whose tables come from the oracle's distributional
-            integrals of :mod:`feyntk.numbers.distributions`).
-        contractions: module with ``FORM``, ``TABLES`` and ``CONTRACT[name]``.
+        source: the generated Python source of all its modules, each headed by its file name.
+        path: the cached files (integrands by d, then contractions in ``names`` order).
+        integrands: namespace merging the integrand modules' ``REQUESTS``, ``INTEGRANDS[d]``
+            and ``HALF`` (None if not compiled, or for kinked activations, whose tables come
+            from the oracle's distributional integrals of :mod:`feyntk.numbers.distributions`).
+        contractions: namespace with ``FORM``, ``SMOOTH`` and the merged ``TABLES`` and
+            ``CONTRACT[name]``.
     """
 
     key: str
     source: str
     path: tuple
-    integrands: ModuleType | None
-    contractions: ModuleType | None
+    integrands: SimpleNamespace | None
+    contractions: SimpleNamespace | None
 
 
 def contraction_source(name: str, form: str, backend: str, smooth: bool = True) -> str:
@@ -150,35 +155,29 @@ def _smooth_tag(smooth: bool) -> str:
     return "any" if smooth else "kinked"
 
 
-def integrand_module_source(names, act: Activation, form: str, backend: str, key: str) -> str:
-    """Integrand kernels for the tables of ``names`` (activation-specific)."""
-    reqs = plan_requests(names, form)
-    parts = [_docstring("integrands", names, act, form, backend, key), _HEADER[backend],
-             f"REQUESTS = {reqs!r}\n"]
-    for d, rs in reqs.items():
-        parts.append(integrand_source(act, d, rs, backend, f"integrand_{d}"))
-    parts.append("INTEGRANDS = {" + ", ".join(f"{d}: integrand_{d}" for d in reqs) + "}\n"
-                 "HALF = {" + ", ".join(f"{d}: {half_grid(act, d, rs)}"
-                                        for d, rs in reqs.items()) + "}  # see tables.half_grid\n")
+def integrand_module_source(d: int, reqs, act: Activation, form: str, backend: str,
+                            key: str) -> str:
+    """The d-sample integrand kernel for requests ``reqs`` (activation-specific)."""
+    parts = [_docstring(f"{d}-sample integrands", [f"requests {reqs!r}"], act, form, backend,
+                        key), _HEADER[backend], f"REQUESTS = {{{d}: {reqs!r}}}\n",
+             integrand_source(act, d, reqs, backend, f"integrand_{d}"),
+             f"INTEGRANDS = {{{d}: integrand_{d}}}\n"
+             f"HALF = {{{d}: {half_grid(act, d, reqs)}}}  # see tables.half_grid\n"]
     return "\n\n".join(parts)
 
 
-def contraction_module_source(names, form: str, backend: str, key: str,
+def contraction_module_source(name: str, form: str, backend: str, key: str,
                               smooth: bool = True) -> str:
-    """Contraction kernels of ``names`` with the tables they read (activation-independent,
+    """Contraction kernel of statistic ``name`` with the tables it reads (activation-independent,
     except that kinked activations differentiate blobs as distributions)."""
-    lows = [lower(n, form, smooth) for n in names]
-    tables = {k: v for low in lows for k, v in low.tables.items()}
-    parts = [_docstring("contractions", names, None, form, backend, key), _HEADER[backend],
+    low = lower(name, form, smooth)
+    parts = [_docstring("contractions", [name], None, form, backend, key), _HEADER[backend],
              f"FORM = {form!r}\nSMOOTH = {smooth!r}\n",
              "TABLES = {\n" + "".join(
                  f"    {k!r}: ({t.sigs!r}, {t.legs}, {t.comp!r}, {t.kind!r}),\n"
-                 for k, t in sorted(tables.items())) + "}\n"]
-    for low in lows:
-        parts.append(contraction_source(low.name, form, backend, smooth))
-    parts.append("CONTRACT = {\n" + "".join(
-        f"    {low.name!r}: (contract_{low.name}, {low.output!r}, {low.arrays!r}),\n"
-        for low in lows) + "}\n")
+                 for k, t in sorted(low.tables.items())) + "}\n",
+             contraction_source(name, form, backend, smooth),
+             f"CONTRACT = {{{name!r}: (contract_{name}, {low.output!r}, {low.arrays!r})}}\n"]
     return "\n\n".join(parts)
 
 
@@ -193,13 +192,31 @@ def _part(key: str, make, compile: bool):
 
 
 @functools.lru_cache(maxsize=128)
-def _keys(names: tuple, act: Activation, form: str, backend: str) -> tuple[str, str, str]:
-    """Cache keys of the unit, its contraction module and its integrand module."""
-    dh = diagram_hash(names)
-    return (cache_key(names, act.name, form, backend, dh + sp.srepr(act.expr)),
-            cache_key(names, _smooth_tag(act.is_smooth), form, backend, dh),
-            cache_key(("integrands",), act.name, form, backend,
-                      repr(plan_requests(names, form)) + sp.srepr(act.expr)))
+def _keys(names: tuple, act: Activation, form: str, backend: str):
+    """Cache keys: of the unit, of one contraction module per statistic and of one integrand
+    module per number d of distinct samples (``{d: key}``). Shared modules are keyed by what
+    they contain only, so other requests reuse them (and numba's machine code)."""
+    tag = _smooth_tag(act.is_smooth)
+    ckeys = tuple(cache_key((n,), tag, form, backend, diagram_hash((n,))) for n in names)
+    ikeys = {d: cache_key((f"integrand{d}",), act.name, form, backend,
+                          repr(rs) + sp.srepr(act.expr))
+             for d, rs in plan_requests(names, form).items()}
+    return (cache_key(names, act.name, form, backend, diagram_hash(names) + sp.srepr(act.expr)),
+            ckeys, ikeys)
+
+
+def _merge(modules, names) -> SimpleNamespace | None:
+    """One namespace with the metadata dicts of several generated modules merged."""
+    if any(m is None for m in modules):
+        return None
+    out = SimpleNamespace(**{k: {} for k in names})
+    for m in modules:
+        for k in names:
+            getattr(out, k).update(getattr(m, k))
+        for k in ("FORM", "SMOOTH"):
+            if hasattr(m, k):
+                setattr(out, k, getattr(m, k))
+    return out
 
 
 def codegen(names, activation="tanh", form: str = "derivative", backend: str = "numba", *,
@@ -222,14 +239,24 @@ def codegen(names, activation="tanh", form: str = "derivative", backend: str = "
     for n in names:
         correlator(n)  # clear error for names the engine does not derive
     act = get_activation(activation)
-    key, ckey, ikey = _keys(names, act, form, backend)
+    key, ckeys, ikeys = _keys(names, act, form, backend)
     smooth = act.is_smooth
-    csrc, cmod = _part(ckey, lambda: contraction_module_source(names, form, backend, ckey,
-                                                               smooth), compile)
-    if not smooth:  # kinked: tables come from the oracle's distributional integrals
-        return Generated(key, f"# ---- {source_path(ckey).name}\n{csrc}",
-                         (source_path(ckey),), None, cmod)
-    isrc, imod = _part(ikey, lambda: integrand_module_source(names, act, form, backend, ikey),
-                       compile)
-    source = f"# ---- {source_path(ikey).name}\n{isrc}\n\n# ---- {source_path(ckey).name}\n{csrc}"
-    return Generated(key, source, (source_path(ikey), source_path(ckey)), imod, cmod)
+    files, sources, cmods, imods = [], [], [], []
+    for n, ck in zip(names, ckeys):
+        src, mod = _part(ck, lambda n=n, ck=ck: contraction_module_source(n, form, backend, ck,
+                                                                          smooth), compile)
+        files.append(source_path(ck))
+        sources.append(src)
+        cmods.append(mod)
+    if smooth:  # kinked: tables come from the oracle's distributional integrals
+        reqs = plan_requests(names, form)
+        for d, ik in ikeys.items():
+            src, mod = _part(ik, lambda d=d, ik=ik: integrand_module_source(
+                d, reqs[d], act, form, backend, ik), compile)
+            files.insert(len(imods), source_path(ik))
+            sources.insert(len(imods), src)
+            imods.append(mod)
+    source = "\n\n".join(f"# ---- {f.name}\n{src}" for f, src in zip(files, sources))
+    return Generated(key, source, tuple(files),
+                     _merge(imods, ("REQUESTS", "INTEGRANDS", "HALF")) if smooth else None,
+                     _merge(cmods, ("TABLES", "CONTRACT")))
