@@ -9,10 +9,14 @@ Two methods, one result type :class:`Estimate` (value and an error estimate):
   duplicate inputs, zero-norm inputs and rank-deficient Gram matrices give the correct limit,
   never NaN), and a tensor-product Gauss–Hermite rule is applied: m points along the widest
   direction, fewer along narrower ones (∝ the column norm, :func:`node_counts`), nodes of
-  negligible weight pruned (:data:`PRUNE`); 2-d integrals use a polar rule. The rule is refined (m → 2m) until two successive results
-  agree to ``atol + rtol·|value|``; the error estimate is their difference. Smooth integrands
-  converge exponentially; kinked ones (relu without its closed form) only algebraically, which
-  the error estimate then shows.
+  negligible weight pruned (:data:`PRUNE`); 2-d integrals use a polar rule, and 3- and 4-d
+  integrands whose kinks all sit at z_a = 0 (the relu family) a conical rule, its
+  generalisation (:func:`conical_nodes`). The rule is refined (m → 2m) until two successive
+  results agree to ``atol + rtol·|value|``; the error estimate is their difference. Smooth
+  integrands converge exponentially, and so do kinked ones on the polar and conical rules;
+  Gauss–Hermite on a kinked integrand converges only algebraically (and can look converged
+  while wrong by ~1e-3), so it is the fallback only for kinks elsewhere or a factor too
+  ill-conditioned to invert.
 * **Closed forms** for pairs of σ-derivatives: linear; the ReLU/leaky-ReLU arc-cosine family;
   erf (Williams' arcsine kernel). Exact up to rounding (error reported as 0).
 
@@ -23,6 +27,7 @@ samples at once: the workhorse of the infinite-width kernels.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -170,19 +175,20 @@ def halfrange_rule(m: int, power: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def polar_nodes(L: np.ndarray, m: int, half: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes z (B, 2, P) and weights (B, P) of the 2-d polar rule for factors L (B, 2, r ≤ 2).
+    """Nodes z (B, d, P) and weights (B, P) of the 2-d polar rule for factors L (B, d, r ≤ 2)
+    (two variables, or more of rank 2: repeated or collinear inputs).
 
-    Angles of the whitened variables: the circle is cut at the angles b_1 ≤ b_2 (mod π) where a
-    coordinate z_a = (L e_φ)_a changes sign, into the arcs [b_1, b_2], [b_2, b_1 + π] and their
-    translates by π, each with m Gauss–Legendre angles, times a half-range radial rule of 2m
+    Angles of the whitened variables: the circle is cut at the angles b_1 ≤ … ≤ b_d (mod π)
+    where a coordinate z_a = (L e_φ)_a changes sign, into the arcs [b_1, b_2], …, [b_d, b_1 + π]
+    and their translates by π, each with m Gauss–Legendre angles, times a half-range radial rule of 2m
     nodes; integrands with kinks at z = 0 then converge exponentially. The node set is symmetric
-    under z → −z (φ → φ + π), so ``half`` (the first two arcs only, weights summing to 1/2)
+    under z → −z (φ → φ + π), so ``half`` (the first d arcs only, weights summing to 1/2)
     serves integrands of definite parity: even ones are twice the half sum, odd ones vanish.
     """
     B = L.shape[0]
     if L.shape[-1] < 2:
-        L = np.concatenate([L, np.zeros((B, 2, 2 - L.shape[-1]))], axis=-1)
-    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi  # (B, 2): where (L e_φ)_a = 0
+        L = np.concatenate([L, np.zeros((B, L.shape[1], 2 - L.shape[-1]))], axis=-1)
+    base = np.arctan2(-L[:, :, 0], L[:, :, 1]) % np.pi  # (B, d): where (L e_φ)_a = 0
     b = np.sort(np.where(np.any(L != 0, axis=-1), base, base.max(-1, keepdims=True)), axis=-1)
     cuts = b[:, :1] + np.concatenate([b - b[:, :1], [[np.pi]] * B], axis=1)  # b1, b2, b1 + π
     if not half:
@@ -193,7 +199,7 @@ def polar_nodes(L: np.ndarray, m: int, half: bool = False) -> tuple[np.ndarray, 
     wphi = ((hi - lo) * gw / 2).reshape(B, -1) / (2 * np.pi)
     r, wr = halfrange_rule(2 * m)
     dirs = np.einsum("bij,bjp->bip", L, np.stack([np.cos(phi), np.sin(phi)], axis=1))
-    z = (dirs[:, :, :, None] * r).reshape(B, 2, -1)
+    z = (dirs[:, :, :, None] * r).reshape(B, L.shape[1], -1)
     weights = (wphi[:, :, None] * wr).reshape(B, -1)
     return np.ascontiguousarray(z), np.ascontiguousarray(weights)
 
@@ -241,6 +247,156 @@ def _piecewise_apply(f: Callable, L: np.ndarray, m: int, kinks: tuple[float, ...
     z = L[:, :, :1] * U[:, None, :]
     vals = np.asarray(f(z), dtype=float)
     return np.einsum("b...p,bp->b...", vals, Wt)
+
+
+CONE_LEVELS = {3: (12, 24), 4: (6, 12)}
+"""First and largest angular m per simplex direction of the conical rule, by dimension."""
+CONE_SPLIT = 0.0
+"""Cones are bisected until the cosine between any two generators is at least this."""
+CONE_COND = 1e7
+"""The conical rule needs the factor L inverted; above this condition number it is not used."""
+
+
+def kink_planes(L: np.ndarray) -> list[int]:
+    """Rows of a factor L (d, r) that define distinct planes z_a = (L u)_a = 0 in whitened
+    space: zero rows (deterministic z_a) define none, proportional rows (duplicate inputs) one."""
+    norms = np.linalg.norm(L, axis=1)
+    out: list[int] = []
+    for a in np.argsort(-norms, kind="stable"):
+        if norms[a] <= 1e-150 * max(norms.max(), 1e-300):
+            continue
+        n = L[a] / norms[a]
+        if all(abs(n @ L[b]) / norms[b] < 1 - 1e-12 for b in out):
+            out.append(int(a))
+    return sorted(out)
+
+
+def cone_simplices(L: np.ndarray) -> list[np.ndarray]:
+    """Partition of whitened space into simplicial cones on which no z_a = (L u)_a changes sign.
+
+    For a factor L (d, r) whose rows define r distinct planes (:func:`kink_planes`; r = d
+    unless inputs repeat), with L_P those rows, the orthant with signs s of z_P is the cone
+    generated by the columns s_a (L_P⁻¹)_{·a}. Cones wider than a right angle are bisected (at
+    the normalised midpoint of their widest edge, an exact partition) until every pair of
+    generators is at most 90° apart, which keeps the quadrature on each one smooth
+    (:func:`conical_nodes`). Returns the unit generators of each cone as the columns of an
+    (r, r) matrix.
+    """
+    M = np.linalg.inv(L[kink_planes(L)])
+    d = M.shape[0]
+    out = []
+    for signs in itertools.product((1.0, -1.0), repeat=d):
+        C = M * np.asarray(signs)
+        todo = [C / np.linalg.norm(C, axis=0)]
+        while todo:
+            V = todo.pop()
+            G = V.T @ V
+            i, j = np.unravel_index(np.argmin(G), G.shape)
+            if G[i, j] >= CONE_SPLIT - 1e-12 or len(out) + len(todo) > 4096:
+                out.append(V)
+                continue
+            mid = V[:, i] + V[:, j]
+            mid /= np.linalg.norm(mid)
+            for k in (i, j):
+                W = V.copy()
+                W[:, k] = mid
+                todo.append(W)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _simplex_rule(k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Barycentric nodes (k + 1, P) and weights (P,) on the standard k-simplex (measure in the
+    first k coordinates, total 1/k!): Gauss–Legendre on [0, 1]^k collapsed by Duffy's map."""
+    x, w = legendre_rule(m)
+    x, w = (x + 1) / 2, w / 2
+    grids = np.meshgrid(*([x] * k), indexing="ij")
+    wts = np.prod(np.meshgrid(*([w] * k), indexing="ij"), axis=0).ravel()
+    lam, rest = [], np.ones(m ** k)
+    for j in range(k):
+        xi = grids[j].ravel()
+        lam.append(rest * xi)
+        rest = rest * (1 - xi)
+    lam.append(rest)
+    jac = np.ones(m ** k)
+    for j in range(k - 1):
+        jac = jac * (1 - grids[j].ravel()) ** (k - 1 - j)
+    out = np.stack(lam), wts * jac
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+CONE_CHUNK = 1 << 18
+"""Nodes per row evaluated at once by the conical rule (bounds its memory)."""
+
+
+def conical_nodes(L: np.ndarray, m: int, cones: list | None = None):
+    """Nodes z (B, d, P) and weights (B, P) of the conical rule for factors L (B, d, r) of
+    :func:`conical_applies`, yielded in chunks of about :data:`CONE_CHUNK` nodes per row.
+
+    The d-dimensional generalisation of the polar rule (:func:`polar_nodes`): each cone of
+    :func:`cone_simplices` is parametrised as u = t·x/|x| with x = Vλ on the flat simplex of its
+    unit generators V and t > 0, so that ``du = |det V| t^{r-1} |x|^{-r} dt dλ``; λ takes the
+    collapsed Gauss–Legendre rule with m points per direction (:func:`_simplex_rule`), t the
+    half-range rule of weight ``t^{r-1} e^{-t²/2}`` with max(m/2, 8) points (exact for the
+    polynomial pieces of the relu family up to degree 15). An integrand whose
+    kinks and jumps sit on the planes z_a = 0 (the relu family, its derivatives, the deltas'
+    conditional integrals) is smooth on every cone, so the rule converges exponentially where
+    Gauss–Hermite converges algebraically. Rows with fewer cones are padded with zero weights.
+    ``cones``: :func:`cone_simplices` of each row, if already known.
+    """
+    B, d, rank = L.shape
+    lam, wl = _simplex_rule(rank - 1, m)
+    t, wt = halfrange_rule(max(m // 2, 8), rank - 1)
+    cones = cones or [np.stack(cone_simplices(L[b])) for b in range(B)]  # (S_b, d, d)
+    S = max(len(c) for c in cones)
+    V = np.stack([np.concatenate([c, np.repeat(c[:1], S - len(c), axis=0)]) for c in cones])
+    live = np.arange(S)[None, :] < np.array([len(c) for c in cones])[:, None]  # (B, S)
+    det = np.abs(np.linalg.det(V)) * live * (2 * np.pi) ** (-rank / 2)
+    per = lam.shape[1] * len(t)
+    step = max(1, CONE_CHUNK // per)
+    for lo in range(0, S, step):
+        x = np.einsum("bkij,jp->bkip", V[:, lo:lo + step], lam)  # (B, k, d, Pa)
+        r = np.sqrt(np.einsum("bkip,bkip->bkp", x, x))
+        zdir = np.ascontiguousarray(np.einsum("bij,bkjp->bikp", L, x / r[:, :, None, :]))
+        z = (zdir[..., None] * t).reshape(B, d, -1)  # (B, d, k·Pa·T), contiguous
+        w = (det[:, lo:lo + step, None] * wl / r ** rank)[..., None] * wt
+        yield z, w.reshape(B, -1)
+
+
+def _conical_apply(f: Callable, L: np.ndarray, m: int, cones: list | None = None) -> np.ndarray:
+    """The conical rule (:func:`conical_nodes`) applied to f, chunk by chunk."""
+    out = 0.0
+    for z, weights in conical_nodes(L, m, cones):
+        out = out + np.einsum("b...p,bp->b...", np.asarray(f(z), dtype=float), weights)
+    return out
+
+
+def conical_applies(L: np.ndarray, kinks, shift) -> bool:
+    """Whether :func:`expect` uses the conical rule: a factor L (B, d, r) of rank r = 3 or 4
+    whose rows define r distinct kink planes (:func:`kink_planes`, condition below
+    :data:`CONE_COND`), all kinks at 0 and no shift of the kinks."""
+    r = L.shape[-1]
+    if r not in CONE_LEVELS or not kinks or any(c != 0 for c in kinks):
+        return False
+    if shift is not None and np.any(np.asarray(shift) != 0):
+        return False
+    for Lb in L:
+        rows = kink_planes(Lb)
+        if len(rows) != r:
+            return False
+        sv = np.linalg.svd(Lb[rows], compute_uv=False)
+        if not sv[-1] * CONE_COND > sv[0]:
+            return False
+    return True
+
+
+def polar_applies(L: np.ndarray, kinks, shift) -> bool:
+    """Whether :func:`expect` uses the polar rule for d > 2 variables of rank 2 (repeated or
+    collinear inputs): kinks all at 0 and unshifted, so that they lie on lines through 0."""
+    return (L.shape[-1] == 2 and bool(kinks) and all(c == 0 for c in kinks)
+            and (shift is None or not np.any(np.asarray(shift) != 0)))
 
 
 def eigen_directions(cov: np.ndarray):
@@ -447,7 +603,8 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
         m: starting number of nodes per direction; doubled up to ``m_max``.
         kinks: points c where f may be non-smooth in any coordinate (z_a = c). For a rank-one
             covariance the rule is split there (exponential convergence); in two dimensions a
-            polar rule split at the lines z_a = 0 is always used, exact for kinks at 0.
+            polar rule split at the lines z_a = 0 is always used, exact for kinks at 0; in
+            three and four, kinks all at 0 select the conical rule (:func:`conical_applies`).
         shift: f is evaluated at centred variables but its kinks sit at z = shift + L u
             (a conditional mean); only used to place the splits.
         report: where to record integrals that reach ``m_max`` unconverged.
@@ -466,6 +623,12 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     rule = _apply_rule
     if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
         rule, m, m_max = _polar_apply, m or POLAR_LEVELS[0], m_max or POLAR_LEVELS[1]
+    if C.shape[-1] > 2 and polar_applies(L, kinks, shift):  # kinks at 0 on a plane
+        rule, m, m_max = _polar_apply, m or POLAR_LEVELS[0], m_max or POLAR_LEVELS[1]
+    if r >= 3 and conical_applies(L, kinks, shift):  # kinks at 0: the conical rule
+        cones = [np.stack(cone_simplices(Lb)) for Lb in L]  # once for all levels
+        rule = lambda f_, L_, m_: _conical_apply(f_, L_, m_, cones)  # noqa: E731
+        m, m_max = m or CONE_LEVELS[r][0], m_max or CONE_LEVELS[r][1]
     if r == 1 and kinks:
         sh = None if shift is None else np.asarray(shift, dtype=float).reshape(1, -1)
         rule = lambda f_, L_, m_: _piecewise_apply(f_, L_, m_, tuple(kinks), sh)  # noqa: E731
