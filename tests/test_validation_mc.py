@@ -102,9 +102,8 @@ def test_all_tensors_slow(act, extra, depth):
     cfg = {"widths": widths, "activation": act, "C_W": [1.3, 1.5, 1.2, 1.4][:depth],
            "C_b": [0.1, 0.0, 0.2, 0.1][:depth], "lambda_W": [1.0, 0.6, 1.4, 1.0][:depth],
            "lambda_b": [0.2, 0.1, 0.0, 0.3][:depth],
-           # kinked σ: blobs over 3+ distinct inputs are integrated to ~1e-3 only (see README)
-           "inputs": [[1.0, 0.3], [-0.4, 0.9], [0.5, -0.7]][: 3 if depth < 4 and act != "relu"
-                                                              else 2],
+           # three inputs exercise the 3-sample integrals (relu's on the conical rule)
+           "inputs": [[1.0, 0.3], [-0.4, 0.9], [0.5, -0.7]][: 3 if depth < 4 else 2],
            "layer": depth, "seed": 100 + depth, **extra}
     names = ["K", "Theta", "V", "A", "B", "D", "F"]
     _check(cfg, SLOW_NS, 6000, names, slope_of={"K": "K1", "Theta": "Theta1"})
