@@ -811,28 +811,34 @@ def fill_from_cache(table, N: int, cache) -> np.ndarray:
     """The table from the oracle's own blob cache (:class:`feyntk.numbers.evaluate.BlobCache`).
 
     Used for kinked activations, whose blobs are distributions integrated by
-    :mod:`feyntk.numbers.distributions`; one call per distinct sample assignment.
+    :mod:`feyntk.numbers.distributions`; one call per distinct sample assignment. The subsets
+    of one pattern run on the worker threads (the quadrature is numpy work that releases the
+    GIL); the first runs alone, so that the caches it fills (lambdified σ, rules) are built once.
     """
     p = table.p
     T = np.zeros((N,) * p)
-    for d in range(1, p + 1):
+    for d in range(1, min(p, N) + 1):
         S = subsets_of(N, d)
         for phi in surjections(p, d):
             if table.legs and any(phi[c] in phi[:c] for c in table.comp):
                 continue
-            vals = np.empty(len(S))
-            for b, sub in enumerate(S):
+
+            def one(sub, phi=phi) -> float:
                 samp = [int(sub[phi[s]]) for s in range(p)]
                 sigs = tuple((k, samp[s]) for k, s in table.sigs)
                 if not table.legs:
-                    vals[b] = cache.plain(sigs)
-                elif table.kind == "dist":
+                    return cache.plain(sigs)
+                if table.kind == "dist":
                     legs_at: dict = {}
                     for c in table.comp:
                         legs_at[samp[c]] = legs_at.get(samp[c], 0) + 1
-                    vals[b] = cache.dist(cache.groups(sigs, legs_at))
-                else:
-                    Sx, arr = cache.hermite(sigs, table.legs)
-                    vals[b] = arr[tuple(Sx.index(samp[c]) for c in table.comp)]
+                    return cache.dist(cache.groups(sigs, legs_at))
+                Sx, arr = cache.hermite(sigs, table.legs)
+                return arr[tuple(Sx.index(samp[c]) for c in table.comp)]
+
+            vals = [one(S[0])]
+            if len(S) > 1:
+                vals += (list(_pool().map(one, S[1:])) if THREADS > 1 and d >= 3
+                         else [one(sub) for sub in S[1:]])
             T[tuple(S[:, phi[s]] for s in range(p))] = vals
     return T

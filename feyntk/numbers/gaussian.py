@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -148,6 +149,9 @@ def legendre_rule(m: int) -> tuple[np.ndarray, np.ndarray]:
     return x, w
 
 
+_MP_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=16)
 def halfrange_rule(m: int, power: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Gauss rule for the weight ``r**power · exp(-r²/2)`` on [0, ∞).
@@ -155,7 +159,7 @@ def halfrange_rule(m: int, power: int = 1) -> tuple[np.ndarray, np.ndarray]:
     Recurrence coefficients come from the exact moments by Chebyshev's algorithm in
     high-precision arithmetic (mpmath), nodes and weights by Golub–Welsch in float64.
     """
-    with mp.workdps(max(50, 4 * m)):
+    with _MP_LOCK, mp.workdps(max(50, 4 * m)):  # mpmath's precision is process-global
         mu = [mp.mpf(2) ** (mp.mpf(k + power - 1) / 2) * mp.gamma(mp.mpf(k + power + 1) / 2)
               for k in range(2 * m)]
         alpha, beta = [mu[1] / mu[0]], [mu[0]]
