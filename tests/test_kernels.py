@@ -121,6 +121,15 @@ def test_numba_matches_oracle_relu(spec, form):
     _agree(net, x, ["R"], form, "numba")  # both refuse (or both agree for N = 1 and no kink)
 
 
+def test_numba_matches_oracle_relu_four_inputs():
+    """Four inputs put relu's 3- and 4-sample blobs on the conical rule and the four 3-subsets
+    of each pattern on the worker threads (fill_from_cache); the oracle computes the same blobs
+    one by one."""
+    net = Network.create([2, 6, 5], "relu", C_W=[1.8, 2.0], C_b=[0.1, 0.05], lambda_b=0.2)
+    x = np.array([[1.0, 0.2], [-0.3, 0.8], [0.5, -0.6], [0.1, 1.1]])
+    _agree(net, x, ["V", "A", "B", "D", "F", "P", "Q"], "derivative", "numba")
+
+
 def test_jax_matches_oracle_small_closure():
     net = Network.create([2, 7, 5], "gelu", C_W=[1.3, 0.8], C_b=[0.1, 0.3], lambda_W=0.7,
                          lambda_b=[0.2, 0.0])
