@@ -343,8 +343,9 @@ def conical_nodes(L: np.ndarray, m: int, cones: list | None = None):
     :func:`cone_simplices` is parametrised as u = t·x/|x| with x = Vλ on the flat simplex of its
     unit generators V and t > 0, so that ``du = |det V| t^{r-1} |x|^{-r} dt dλ``; λ takes the
     collapsed Gauss–Legendre rule with m points per direction (:func:`_simplex_rule`), t the
-    half-range rule of weight ``t^{r-1} e^{-t²/2}`` with max(m/2, 8) points (exact for the
-    polynomial pieces of the relu family up to degree 15). An integrand whose
+    half-range rule of weight ``t^{r-1} e^{-t²/2}`` with max(m/2, 5) points (exact to degree 9,
+    which covers the relu family's pieces: four σ factors times Hermite polynomials of degree
+    ≤ 4). An integrand whose
     kinks and jumps sit on the planes z_a = 0 (the relu family, its derivatives, the deltas'
     conditional integrals) is smooth on every cone, so the rule converges exponentially where
     Gauss–Hermite converges algebraically. Rows with fewer cones are padded with zero weights.
@@ -352,7 +353,7 @@ def conical_nodes(L: np.ndarray, m: int, cones: list | None = None):
     """
     B, d, rank = L.shape
     lam, wl = _simplex_rule(rank - 1, m)
-    t, wt = halfrange_rule(max(m // 2, 8), rank - 1)
+    t, wt = halfrange_rule(max(m // 2, 5), rank - 1)
     cones = cones or [np.stack(cone_simplices(L[b])) for b in range(B)]  # (S_b, d, d)
     S = max(len(c) for c in cones)
     V = np.stack([np.concatenate([c, np.repeat(c[:1], S - len(c), axis=0)]) for c in cones])
