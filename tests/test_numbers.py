@@ -7,6 +7,7 @@ jax2tf), so the independent quadrature stands in for its stax kernels.
 """
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate
 
-from feyntk.errors import DegenerateKernelError
+from feyntk.errors import DegenerateKernelError, QuadratureWarning
 from feyntk.numbers.gaussian import expect, halfrange_rule, pair_table
 from feyntk.numbers.infinite import infinite_kernels, kernel_layers
 from feyntk.spec.activation import get_activation
@@ -210,6 +211,28 @@ def test_conical_rule_moments_and_fallbacks():
     X = np.vstack([X, X[0] + X[1]])  # x_3 = x_0 + x_1: rank 3, four distinct planes
     coll = factor((X @ X.T)[None], smooth=False)[..., :3]
     assert coll.shape[-1] == 3 and not conical_applies(coll, (0.0,), None)
+    # the fallback says so where it happens; the exact rules stay silent
+    step = lambda z: np.all(z > 0, axis=1) * 1.0  # noqa: E731
+    with pytest.warns(QuadratureWarning, match="collinear inputs that are not repeats"):
+        expect(step, X @ X.T, kinks=(0.0,))
+    with pytest.warns(QuadratureWarning, match="kinks away from 0"):
+        expect(step, K3, kinks=(0.5,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expect(step, K3, kinks=(0.0,))
+        expect(step, dup4, kinks=(0.0,))
+
+
+def test_conical_rule_refuses_cones_beyond_its_cap(monkeypatch):
+    """Bisection is bounded: past CONE_MAX cones (inputs too nearly collinear) the request is
+    refused with the reason instead of integrated on an unsplit, inaccurate cone."""
+    import feyntk.numbers.gaussian as gaussian
+
+    K = _correlated(np.random.default_rng(0), 3, 30.0)
+    assert len(gaussian.cone_simplices(gaussian.factor(K[None], smooth=False)[0])) > 8
+    monkeypatch.setattr(gaussian, "CONE_MAX", 8)
+    with pytest.raises(DegenerateKernelError, match="too nearly collinear"):
+        expect(lambda z: np.all(z > 0, axis=1) * 1.0, K, kinks=(0.0,))
 
 
 def test_singular_covariances_give_limits_not_nan():

@@ -69,11 +69,13 @@ def test_deep_linear_dntk_values_engine_predicts():
 
 @pytest.mark.parametrize("l", [2, 3, 4])
 def test_relu_at_criticality(l):
-    x = np.array([[1.0, 0.2], [-0.3, 0.8]])
+    """MATH.md's relu facts on every diagonal entry, with three inputs (so that the off-diagonal
+    entries take 3-sample integrals on the conical rule)."""
+    x = np.array([[1.0, 0.2], [-0.3, 0.8], [0.5, -0.6]])
     out = evaluate(Network.create([2] + [8] * l, "relu", C_W=2.0, lambda_W=2.0), x,
                    ["K", "V", "K1", "Theta1"])
     K = out["K"]
-    for a in range(2):
+    for a in range(3):
         assert out["V"][a, a, a, a] == pytest.approx(5 * (l - 1) * K[a, a] ** 2, rel=1e-9)
         assert abs(out["K1"][a, a]) < 1e-10 * K[a, a]
         assert abs(out["Theta1"][a, a]) < 1e-10 * K[a, a]

@@ -20,7 +20,6 @@ Output arrays are in MATH.md's index order; 1/n tensors at layer ℓ+1 are coeff
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,15 +78,6 @@ class BlobCache:
         """Blob with distributional factors (kinked activations), see numbers.distributions."""
         key = ("d", groups)
         if key not in self.store:
-            if len(groups) >= 3 and any(c != 0 for c in self.act.kinks) \
-                    and not self.store.get("warned"):
-                self.store["warned"] = True
-                warnings.warn(
-                    f"{self.act.name}: a Gaussian expectation over {len(groups)} distinct inputs "
-                    "has kinks or jumps away from 0 inside; Gauss-Hermite then converges slowly "
-                    "(about 1e-3 relative accuracy for step functions). Expectations over one or "
-                    "two inputs, and those of activations kinked only at 0 (relu, leaky relu), "
-                    "are exact to ~1e-10.", RuntimeWarning, stacklevel=2)
             self.store[key] = float(blob_expectation(self.act, self.K, groups,
                                                      labels=[f"x[{i}]" for i in range(len(self.K))]))
         return self.store[key]

@@ -30,6 +30,7 @@ import functools
 import itertools
 import math
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,7 +39,7 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import roots_hermitenorm
 
-from feyntk.errors import DegenerateKernelError
+from feyntk.errors import DegenerateKernelError, QuadratureWarning
 from feyntk.spec.activation import Activation
 
 RTOL = 1e-12
@@ -257,6 +258,8 @@ CONE_LEVELS = {3: (12, 24), 4: (6, 12)}
 """First and largest angular m per simplex direction of the conical rule, by dimension."""
 CONE_SPLIT = 0.0
 """Cones are bisected until the cosine between any two generators is at least this."""
+CONE_MAX = 4096
+"""Most cones per covariance; more means inputs too nearly collinear (an error, see below)."""
 CONE_COND = 1e7
 """The conical rule needs the factor L inverted; above this condition number it is not used."""
 
@@ -296,9 +299,14 @@ def cone_simplices(L: np.ndarray) -> list[np.ndarray]:
             V = todo.pop()
             G = V.T @ V
             i, j = np.unravel_index(np.argmin(G), G.shape)
-            if G[i, j] >= CONE_SPLIT - 1e-12 or len(out) + len(todo) > 4096:
+            if G[i, j] >= CONE_SPLIT - 1e-12:
                 out.append(V)
                 continue
+            if len(out) + len(todo) >= CONE_MAX:
+                raise DegenerateKernelError(
+                    f"the conical rule needed more than {CONE_MAX} cones for a kinked "
+                    "activation's integral: the inputs are too nearly collinear. Remove "
+                    "near-duplicate inputs")
             mid = V[:, i] + V[:, j]
             mid /= np.linalg.norm(mid)
             for k in (i, j):
@@ -378,14 +386,19 @@ def _conical_apply(f: Callable, L: np.ndarray, m: int, cones: list | None = None
     return out
 
 
+def kinks_at_origin(kinks, shift) -> bool:
+    """Kinks all at 0 and not shifted: they lie on the planes z_a = 0 through the origin, where
+    the polar and conical rules cut."""
+    return (bool(kinks) and all(c == 0 for c in kinks)
+            and (shift is None or not np.any(np.asarray(shift) != 0)))
+
+
 def conical_applies(L: np.ndarray, kinks, shift) -> bool:
     """Whether :func:`expect` uses the conical rule: a factor L (B, d, r) of rank r = 3 or 4
     whose rows define r distinct kink planes (:func:`kink_planes`, condition below
     :data:`CONE_COND`), all kinks at 0 and no shift of the kinks."""
     r = L.shape[-1]
-    if r not in CONE_LEVELS or not kinks or any(c != 0 for c in kinks):
-        return False
-    if shift is not None and np.any(np.asarray(shift) != 0):
+    if r not in CONE_LEVELS or not kinks_at_origin(kinks, shift):
         return False
     for Lb in L:
         rows = kink_planes(Lb)
@@ -400,8 +413,7 @@ def conical_applies(L: np.ndarray, kinks, shift) -> bool:
 def polar_applies(L: np.ndarray, kinks, shift) -> bool:
     """Whether :func:`expect` uses the polar rule for d > 2 variables of rank 2 (repeated or
     collinear inputs): kinks all at 0 and unshifted, so that they lie on lines through 0."""
-    return (L.shape[-1] == 2 and bool(kinks) and all(c == 0 for c in kinks)
-            and (shift is None or not np.any(np.asarray(shift) != 0)))
+    return L.shape[-1] == 2 and kinks_at_origin(kinks, shift)
 
 
 def eigen_directions(cov: np.ndarray):
@@ -638,6 +650,14 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
         sh = None if shift is None else np.asarray(shift, dtype=float).reshape(1, -1)
         rule = lambda f_, L_, m_: _piecewise_apply(f_, L_, m_, tuple(kinks), sh)  # noqa: E731
         m, m_max = m or 16, m_max or 128
+    if rule is _apply_rule and kinks and r >= 2:
+        warnings.warn(
+            f"Gauss-Hermite on an integrand kinked at {tuple(kinks)} over {C.shape[-1]} "
+            "variables (kinks away from 0, or collinear inputs that are not repeats): it "
+            "converges slowly across the kinks, to about 1e-3 relative accuracy for step "
+            "functions, and may look converged before it is. Kinks at 0 over distinct or "
+            "repeated inputs are integrated exactly (polar and conical rules).",
+            QuadratureWarning, stacklevel=2)
     m0, top = tensor_levels(r, fine)
     m_max = m_max or top
     m = min(m or m0, m_max)
