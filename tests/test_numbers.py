@@ -180,9 +180,9 @@ def test_conical_rule_is_exact_for_kinks_at_zero(common):
 
 def test_conical_rule_moments_and_fallbacks():
     """The conical nodes integrate 1 and z zᵀ; kinks elsewhere or shifted fall back to the
-    tensor rule. Repeated inputs keep the exact rules: rank 2 over 3 variables takes the polar
-    rule cut at every kink line, rank 3 over 4 the conical rule on its 3 distinct planes;
-    collinear inputs whose planes are all distinct (rank 3, 4 planes) fall back."""
+    tensor rule (with a warning). Repeated and collinear inputs keep the exact rules: rank 2
+    over 3 variables takes the polar rule cut at every kink line, rank 3 over 4 the conical rule
+    on its 3 distinct planes, or with x₃ = x₁ + x₂ (4 planes) on cones cut by the fourth."""
     from feyntk.numbers.gaussian import CONE_LEVELS, conical_applies, conical_nodes, factor
 
     rng = np.random.default_rng(3)
@@ -209,18 +209,26 @@ def test_conical_rule_moments_and_fallbacks():
     assert est.value == pytest.approx(_orthant3(K3), abs=1e-13)
     X = rng.normal(size=(3, 3))
     X = np.vstack([X, X[0] + X[1]])  # x_3 = x_0 + x_1: rank 3, four distinct planes
-    coll = factor((X @ X.T)[None], smooth=False)[..., :3]
-    assert coll.shape[-1] == 3 and not conical_applies(coll, (0.0,), None)
+    KX = X @ X.T
+    coll = factor(KX[None], smooth=False)[..., :3]
+    assert coll.shape[-1] == 3 and conical_applies(coll, (0.0,), None)
+    one = sum(w.sum() for _, w in conical_nodes(coll, CONE_LEVELS[3][1]))
+    assert one == pytest.approx(1.0, abs=1e-12)
+    # P(z_0 > 0, z_1 < 0, z_3 > 0): an orthant probability of (z_0, −z_1, z_3)
+    S = np.diag([1.0, -1.0, 1.0])
+    exact = _orthant3(S @ KX[np.ix_([0, 1, 3], [0, 1, 3])] @ S)
+    est = expect(lambda z: (z[:, 0] > 0) * (z[:, 1] < 0) * (z[:, 3] > 0) * 1.0, KX,
+                 kinks=(0.0,))
+    assert est.value == pytest.approx(exact, abs=1e-13)
     # the fallback says so where it happens; the exact rules stay silent
     step = lambda z: np.all(z > 0, axis=1) * 1.0  # noqa: E731
-    with pytest.warns(QuadratureWarning, match="collinear inputs that are not repeats"):
-        expect(step, X @ X.T, kinks=(0.0,))
     with pytest.warns(QuadratureWarning, match="kinks away from 0"):
         expect(step, K3, kinks=(0.5,))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         expect(step, K3, kinks=(0.0,))
         expect(step, dup4, kinks=(0.0,))
+        expect(step, KX, kinks=(0.0,))
 
 
 def test_conical_rule_refuses_cones_beyond_its_cap(monkeypatch):
