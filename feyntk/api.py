@@ -134,6 +134,34 @@ def predict_ntk_step(config: Mapping[str, Any], *, form: str = "auto") -> dict[s
             "change": {str(e): step.change(float(e)) for e in etas}}
 
 
+def train(config: Mapping[str, Any], *, form: str = "auto", backend: str = "auto",
+          max_memory_bytes: int | None = None) -> dict[str, Any]:
+    """Trained-ensemble theory: infinite-width mean and covariance and the 1/n mean coefficient.
+
+    See :mod:`feyntk.training.ensemble` for the config keys and the result (MATH.md §7).
+    """
+    from feyntk.training.ensemble import train as _train
+
+    return _train(config, form=form, backend=backend, max_memory_bytes=max_memory_bytes)
+
+
+def train_sample(config: Mapping[str, Any], *, samples: int, seed: int = 0,
+                 progress: bool = False, max_memory_bytes: int | None = None) -> dict[str, Any]:
+    """Train ``samples`` real networks (JAX) with the config's schedule; same keys as
+    :func:`train` for ``mean`` and ``cov``, each with ``"value"`` and ``"se"``."""
+    from feyntk.training.ensemble import parse_training
+    from feyntk.training.sample import train_sample_network
+
+    req, xa, y, schedule = parse_training(config)
+    out = train_sample_network(req.network, req.inputs, xa, y, schedule, samples=samples,
+                               seed=seed, progress=progress, max_memory_bytes=max_memory_bytes)
+    return {"n": out["n"], "layer": req.network.L,
+            "mean": {"value": out["mean"], "se": out["mean_se"]},
+            "cov": {"value": out["cov"], "se": out["cov_se"]},
+            "plain_mean": {"value": out["plain_mean"], "se": out["plain_mean_se"]},
+            "samples": out["samples"], "seed": out["seed"], "schedule": schedule.to_json()}
+
+
 def to_jsonable(result: Mapping[str, Any]) -> dict[str, Any]:
     """Convert numpy arrays in a predict/sample result to nested lists (JSON contract)."""
 

@@ -45,6 +45,33 @@ Allowed keys: {', '.join(CONFIG_KEYS)}.
 """
 
 
+TRAIN_HELP = """\
+CONFIG of train / train-sample: the predict keys (see `feyntk predict --help`; "inputs" are the
+evaluation points, N_e lists of n0 numbers; "layer", if given, must be L) plus
+  train_inputs  N_A lists of n0 numbers (the training set A)
+  targets       N_A lists of n_L numbers
+and exactly one of
+  "steps": T (integer >= 0 or "inf") with "eta": η > 0   full-batch gradient descent
+  "time": t (number >= 0 or "inf")                       gradient flow
+Loss L = ½ Σ_(α in A) Σ_j (z_(j;α) - y_(j;α))² at the output; updates θ_μ -= η λ_μ ∂L/∂θ_μ
+(λ_b for biases, λ_W/n_(l-1) for weights of layer l). η must stay below 2/λ_max(Θ_AA).
+
+Example (`feyntk example --train > t.json` prints it):
+  {"widths": [2, 64, 64, 1], "activation": "tanh", "C_W": 1.5, "C_b": 0.1,
+   "lambda_W": 1.0, "lambda_b": 0.1, "inputs": [[0.8, -0.2], [-0.3, 0.7]],
+   "train_inputs": [[1.0, 0.3], [-0.4, 0.9], [0.5, -1.0]], "targets": [[0.5], [-0.3], [0.2]],
+   "steps": 20, "eta": 0.2}
+  feyntk train t.json                          # theory
+  feyntk train-sample t.json --samples 2000    # 2000 real trained networks
+
+train output: {"n": n_(L-1), "layer": L, "mean": {"value": N_e x n_L} (infinite width),
+"mean1": {"value": N_e x n_L} (E[z] = mean + mean1/n + O(1/n²)), "cov": {"value": N_e x N_e}
+(infinite-width covariance of one output neuron), "mean1_parts": the Θ¹, ΔNTK (A, B),
+dNTK (P, Q) and ddNTK (R, S, T, U) contributions}.
+train-sample output: "mean" and "cov" with "value" and "se", plus "samples", "seed", "n".
+"""
+
+
 def _default_config_path() -> Path:
     return Path(str(resources.files("feyntk") / "examples" / "default.json"))
 
@@ -127,8 +154,32 @@ def _cmd_train_step(args) -> int:
 
 
 def _cmd_example(args) -> int:
-    print(_default_config_path().read_text().strip())
+    path = _train_config_path() if args.train else _default_config_path()
+    print(path.read_text().strip())
     return 0
+
+
+def _train_config_path() -> Path:
+    return Path(str(resources.files("feyntk") / "examples" / "train.json"))
+
+
+def _cmd_train(args) -> int:
+    from feyntk.api import train
+
+    _write(train(_load_train(args.config), backend=args.backend), args.output)
+    return 0
+
+
+def _cmd_train_sample(args) -> int:
+    from feyntk.api import train_sample
+
+    _write(train_sample(_load_train(args.config), samples=args.samples, seed=args.seed,
+                        progress=not args.quiet), args.output)
+    return 0
+
+
+def _load_train(path: str | None) -> dict:
+    return load_config(path or _train_config_path())
 
 
 def comparison_table(pred: dict, sweeps: dict, fits: dict) -> str:
@@ -258,7 +309,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--eta", type=float, nargs="*", help="learning rates to report the change at")
     sp.add_argument("-o", "--output", metavar="OUT.json", help="write JSON here (default stdout)")
 
-    add("example", "Print the shipped default config.", _cmd_example)
+    def add_train(name, help_, func):
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=TRAIN_HELP,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(func=func)
+        sp.add_argument("config", metavar="CONFIG.json", nargs="?",
+                        help="predict keys + train_inputs, targets and steps/eta or time "
+                             "(default: the shipped example, `feyntk example --train`)")
+        sp.add_argument("-o", "--output", metavar="OUT.json",
+                        help="write JSON here (default stdout)")
+        return sp
+
+    sp = add_train("train", "Predict the mean and covariance of an ensemble of networks "
+                   "trained by gradient descent (or flow): infinite width and the 1/n "
+                   "correction of the mean.", _cmd_train)
+    sp.add_argument("--backend", choices=("auto", "numpy", "numba", "jax"), default="auto",
+                    help="backend of the tensor evaluation (default auto)")
+    sp = add_train("train-sample", "Train real finite-width networks from random "
+                   "initialisations and report the ensemble mean and covariance with standard "
+                   "errors (JAX; a GPU if JAX sees one).", _cmd_train_sample)
+    sp.add_argument("--samples", type=int, required=True, help="number of networks S (>= 2)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    sp = add("example", "Print the shipped default config (--train: a training config).",
+             _cmd_example)
+    sp.add_argument("--train", action="store_true",
+                    help="print the shipped config of `feyntk train` / `train-sample` instead")
     return p
 
 

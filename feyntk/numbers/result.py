@@ -171,3 +171,16 @@ def _delta_tensor(slots: list[str], pairs, width: int) -> np.ndarray:
     labels = tuple(grid[groups.index(root(s))] for s in slots)
     out[labels] = 1.0
     return out
+
+
+def evaluate_statistics(network, inputs: InputSet, names, layer: int | None = None, *,
+                        form: str = "auto", backend: str = "auto",
+                        max_memory_bytes: int | None = None) -> Statistics:
+    """Evaluate ``names`` at ``layer`` (default L) on ``inputs`` with the fastest backend."""
+    from feyntk.kernels.engine import evaluate
+
+    layer = network.L if layer is None else network.check_layer(layer)
+    values = evaluate(network, inputs.inputs, tuple(names), layer, form=form, backend=backend,
+                      max_memory_bytes=max_memory_bytes)
+    return Statistics(inputs, layer, network.expansion_width(layer),
+                      {k: np.array(values[k], dtype=float) for k in names})
