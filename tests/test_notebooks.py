@@ -62,3 +62,12 @@ def test_recursions_notebook_executes_and_exports_latex(monkeypatch):
     for name in derivable():
         png = DERIVATIONS / f"{name}_diagrams.png"
         assert png.exists() and png.stat().st_mtime >= t0 - 1, f"{png.name} was not written"
+
+
+def test_training_notebook_executes(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    nb = nbformat.read(DERIVATIONS / "training.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+        "store the notebook without outputs"
+    _client(nb).execute()  # raises CellExecutionError (test failure) if any cell fails

@@ -82,8 +82,8 @@ def check_targets(targets, N_A: int, n_L: int) -> np.ndarray:
                         f"n_L = {n_L} numbers per training input; got shape {y.shape}")
     if not np.all(np.isfinite(y)):
         bad = np.argwhere(~np.isfinite(y))[0]
-        raise SpecError(f"targets must be finite; targets[{bad[0]}][{bad[1]}] = "
-                        f"{y[tuple(bad)]}")
+        raise SpecError(f"targets must be finite (no NaN or inf); targets[{bad[0]}][{bad[1]}] "
+                        f"= {y[tuple(bad)]}")
     return y
 
 

@@ -39,10 +39,12 @@ import numpy as np
 from feyntk.errors import FeyntkError, MemoryBudgetError, SpecError
 from feyntk.numbers.infinite import infinite_kernels
 from feyntk.spec.network import Network, check_inputs
+from feyntk.training.ensemble import check_targets
 from feyntk.training.infinite import propagator, spectrum
 from feyntk.training.schedule import Schedule
-from feyntk.validate.sample import (DEFAULT_MAX_MEMORY_BYTES, MAX_CHUNK, FieldSpec, forward,
-                                    learning_rates, network_key, sample_parameters)
+from feyntk.validate.sample import (DEFAULT_MAX_MEMORY_BYTES, FieldSpec, forward,
+                                    learning_rates, network_key, sample_parameters,
+                                    size_chunk)
 
 jax.config.update("jax_enable_x64", True)
 
@@ -115,22 +117,6 @@ def bytes_per_network(spec: FieldSpec, n_eval: int, n_train: int, method: str) -
     return int(8 * _SAFETY * words)
 
 
-def _check_targets(targets, n_train: int, n_out: int) -> np.ndarray:
-    try:
-        y = np.asarray(targets, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SpecError(f"targets must be an (N_A, n_L) = ({n_train}, {n_out}) array of "
-                        "numbers") from None
-    if y.ndim == 1 and n_out == 1 and y.shape[0] == n_train:
-        y = y[:, None]
-    if y.shape != (n_train, n_out):
-        raise SpecError(f"targets must have shape (N_A, n_L) = ({n_train}, {n_out}) (one row per "
-                        f"training input, one column per output neuron), got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise SpecError("targets contain NaN or inf; every target must be finite")
-    return y
-
-
 def _chunk_size(need: int, chunk, max_memory_bytes, samples: int) -> int:
     budget = DEFAULT_MAX_MEMORY_BYTES if max_memory_bytes is None else max_memory_bytes
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
@@ -139,16 +125,7 @@ def _chunk_size(need: int, chunk, max_memory_bytes, samples: int) -> int:
         raise MemoryBudgetError(
             f"one trained network needs about {need / 2**20:.1f} MiB but max_memory_bytes is "
             f"{budget / 2**20:.1f} MiB: reduce the widths or inputs, or raise max_memory_bytes")
-    if chunk is None:
-        target = min(budget, CPU_CHUNK_BYTES) if jax.default_backend() == "cpu" else budget
-        return int(max(1, min(MAX_CHUNK, samples, target // need)))
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise SpecError(f"chunk must be a positive integer, got {chunk!r}")
-    if chunk * need > budget:
-        raise MemoryBudgetError(
-            f"chunk = {chunk} networks need about {chunk * need / 2**20:.1f} MiB, over "
-            f"max_memory_bytes = {budget / 2**20:.1f} MiB; use chunk <= {budget // need}")
-    return int(min(chunk, samples))
+    return int(min(size_chunk(need, chunk, budget, CPU_CHUNK_BYTES), samples))
 
 
 def _diverged(schedule: Schedule, n: int) -> FeyntkError:
@@ -207,7 +184,7 @@ def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
                         f"got {samples!r}")
     S, n_out = int(samples), network.widths[-1]
     xe, xa = check_inputs(eval_inputs, network.n0), check_inputs(train_inputs, network.n0)
-    y = _check_targets(targets, xa.shape[0], n_out)
+    y = check_targets(targets, xa.shape[0], n_out)
     Ne, Na = xe.shape[0], xa.shape[0]
     K, theta = infinite_kernels(network, np.concatenate([xe, xa]))
     e, a = np.arange(Ne), Ne + np.arange(Na)

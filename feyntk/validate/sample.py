@@ -391,16 +391,22 @@ def plan_sampling(network: Network, inputs, layer: int, fields: Sequence[str], *
             f"parameters) but max_memory_bytes is {budget / 2**20:.1f} MiB. Reduce the number of "
             "inputs N, the neurons M, the widths, or request fewer/lower-order tensors "
             "(ddI/ddII cost ~(M·N)^3, dH ~(M·N)^2), or raise max_memory_bytes.")
+    return SamplingPlan(spec, x, size_chunk(need, chunk, budget), need, budget)
+
+
+def size_chunk(need: int, chunk, budget: int, cpu_bytes: int = CPU_CHUNK_BYTES) -> int:
+    """Networks per chunk: ``chunk`` if given (checked against the budget), else the most that
+    fit ``budget`` (on CPU at most ``cpu_bytes``, and at most :data:`MAX_CHUNK`)."""
     if chunk is None:
-        target = min(budget, CPU_CHUNK_BYTES) if jax.default_backend() == "cpu" else budget
-        chunk = max(1, min(MAX_CHUNK, target // need))
-    elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        target = min(budget, cpu_bytes) if jax.default_backend() == "cpu" else budget
+        return int(max(1, min(MAX_CHUNK, target // need)))
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise SpecError(f"chunk must be a positive integer, got {chunk!r}")
-    elif chunk * need > budget:
+    if chunk * need > budget:
         raise MemoryBudgetError(
             f"chunk = {chunk} networks need about {chunk * need / 2**20:.1f} MiB, over "
             f"max_memory_bytes = {budget / 2**20:.1f} MiB; use chunk <= {budget // need}")
-    return SamplingPlan(spec, x, int(chunk), need, budget)
+    return int(chunk)
 
 
 # -- execution --------------------------------------------------------------------------------
