@@ -194,3 +194,15 @@ def test_cli_train_help_and_example(capsys):
     assert "train_inputs" in text and "steps" in text and "2/λ_max" in text
     assert main(["example", "--train"]) == 0
     assert json.loads(capsys.readouterr().out) == EXAMPLE_TRAIN_CONFIG
+
+
+def test_too_large_training_request_is_refused_before_allocating():
+    from feyntk.errors import MemoryBudgetError
+
+    cfg = dict(EXAMPLE_TRAIN_CONFIG, widths=[2, 8, 8, 1])
+    with pytest.raises(MemoryBudgetError, match="max_memory_bytes"):
+        train(cfg, max_memory_bytes=10_000)
+    big = dict(cfg, widths=[2, 8, 8, 10], inputs=[[0.1 * k, 1.0] for k in range(40)],
+               targets=[[0.0] * 10] * 3)
+    with pytest.raises(MemoryBudgetError, match="GiB"):
+        train(big)

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from feyntk.errors import SpecError
+from feyntk.errors import MemoryBudgetError, SpecError
 from feyntk.numbers.result import InputSet, evaluate_statistics
 from feyntk.spec.config import parse_request
 from feyntk.spec.network import check_inputs
@@ -93,6 +93,7 @@ def train(config: Mapping[str, Any], *, form: str = "auto", backend: str = "auto
     req, xa, y, schedule = parse_training(config)
     net, w = req.network, req.network.widths[-1]
     inputs = InputSet.of(eval=req.inputs, train=xa)
+    check_training_memory(w, inputs.N, len(xa), max_memory_bytes)
     stats = evaluate_statistics(net, inputs, NEEDS, net.L, form=form, backend=backend,
                                 max_memory_bytes=max_memory_bytes)
     E, A = stats.block("eval"), stats.block("train")
@@ -103,6 +104,26 @@ def train(config: Mapping[str, Any], *, form: str = "auto", backend: str = "auto
     return {"n": stats.n, "layer": net.L, "mean": {"value": mean},
             "mean1": {"value": corr.total.T}, "cov": {"value": cov},
             "mean1_parts": parts, "schedule": schedule.to_json()}
+
+
+TRAIN_MEMORY_BUDGET = 2 * 1024 ** 3
+"""Default budget of the O(1/n) mean's arrays (2 GiB)."""
+
+
+def check_training_memory(width: int, N: int, N_A: int, max_memory_bytes: int | None) -> None:
+    """Refuse, before allocating, requests whose explicit-label arrays would not fit.
+
+    The step map carries (ddÎ, ddÎÎ) of n_L⁴N⁴ entries and is differentiated along
+    n_L²·N·N_A directions at once, each carrying (z, Ĥ, dĤ) of ~n_L³N³ entries.
+    """
+    budget = TRAIN_MEMORY_BUDGET if max_memory_bytes is None else max_memory_bytes
+    need = 8 * (4 * width**4 * N**4 + 3 * width**2 * N * N_A * (width**3 * N**3 + width**2 * N**2))
+    if need > budget:
+        raise MemoryBudgetError(
+            f"the 1/n trained mean for n_L = {width} outputs and N = {N} inputs ({N_A} training) "
+            f"needs about {need / 2**30:.1f} GiB of arrays over explicit output labels, over "
+            f"the budget of {budget / 2**30:.1f} GiB: use fewer inputs or outputs, or raise "
+            "max_memory_bytes")
 
 
 def correction(stats, schedule: Schedule, y: np.ndarray, lam_max: float, width: int):
