@@ -16,11 +16,10 @@ import functools
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-import sympy as sp
-
 from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
 from feyntk.diagrams.diagram import correlator
-from feyntk.kernels.compile import cache_key, cached_source, load_module, source_path, store_source
+from feyntk.kernels.compile import activation_identity, cache_key, cached_source, load_module, \
+    source_path, store_source
 from feyntk.kernels.lower import FORMS, diagram_hash, lower
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.kernels.tables import half_grid, integrand_source, requests
@@ -200,12 +199,11 @@ def _keys(names: tuple, act: Activation, form: str, backend: str):
     module per number d of distinct samples (``{d: key}``). Shared modules are keyed by what
     they contain only, so other requests reuse them (and numba's machine code)."""
     tag = _smooth_tag(act.is_smooth)
+    ident = activation_identity(act)  # every field, so a new one is part of the key by itself
     ckeys = tuple(cache_key((n,), tag, form, backend, diagram_hash((n,))) for n in names)
-    ikeys = {d: cache_key((f"integrand{d}",), act.name, form, backend,
-                          repr(rs) + sp.srepr(act.expr))
+    ikeys = {d: cache_key((f"integrand{d}",), act.name, form, backend, repr(rs) + ident)
              for d, rs in plan_requests(names, form).items()}
-    return (cache_key(names, act.name, form, backend, diagram_hash(names) + sp.srepr(act.expr)),
-            ckeys, ikeys)
+    return (cache_key(names, act.name, form, backend, diagram_hash(names) + ident), ckeys, ikeys)
 
 
 def _merge(modules, names) -> SimpleNamespace | None:
