@@ -3,6 +3,8 @@
 import math
 
 import numpy as np
+
+import feyntk
 import pytest
 import sympy as sp
 
@@ -145,3 +147,41 @@ def test_request_defaults_and_order():
     assert req.layer == 2 and req.n == 4 and req.tensors == ("K", "Theta") and req.N == 1
     assert check_tensor_names(None) == ("K", "Theta")
     assert len(TENSOR_NAMES) == 15
+
+
+def test_pointwise_derivatives_of_kinked_activations():
+    """``derivatives="pointwise"``: each σ^{(k)} is its regular part (relu σ'' = σ‴ = 0), while
+    products are still differentiated as distributions (d/dz H² = δ, Gaussian integration by
+    parts stays exact); smooth activations are unchanged; bad values are refused."""
+    import sympy as sp
+    from feyntk.errors import ActivationError
+    from feyntk.spec.activation import MAX_ORDER, Z, get_activation
+
+    pw = get_activation({"name": "relu", "derivatives": "pointwise"})
+    relu = get_activation("relu")
+    assert pw.name == "relu[pointwise]" and pw != relu
+    assert pw.derivative(1).regular == relu.derivative(1).regular == sp.Heaviside(Z)
+    assert pw.derivative(2).expr() == 0 and pw.derivative(3).expr() == 0
+    assert relu.derivative(2).deltas and relu.regular_order == 1
+    assert pw.regular_order == MAX_ORDER                  # σ'' = 0 is an ordinary function
+    assert pw.blob_factor((1, 1), 1).deltas == relu.blob_factor((1, 1), 1).deltas  # d/dz H = δ
+    assert pw.blob_factor((2, 1), 0).expr() == 0 != relu.blob_factor((2, 1), 0).expr()
+    assert get_activation({"name": "tanh", "derivatives": "pointwise"}) == get_activation("tanh")
+    assert get_activation({"name": "leaky_relu", "slope": 0.1, "derivatives": "pointwise"}
+                          ).derivative(2).expr() == 0
+    with pytest.raises(ActivationError, match="derivatives must be one of"):
+        get_activation({"name": "relu", "derivatives": "autodiff"})
+
+
+def test_pointwise_relu_changes_only_what_needs_sigma_second_derivative():
+    """K, Θ, V, A, B, Θ¹ need σ and σ' only: identical under both definitions; P, Q differ."""
+    base = {"widths": [2, 8, 8, 8], "C_W": [1.5, 2.0, 1.8], "C_b": 0.1, "lambda_b": 0.1,
+            "inputs": [[0.8, -0.2], [-0.3, 0.7]], "tensors": ["K", "Theta", "V", "A", "B",
+                                                            "Theta1", "P", "Q"]}
+    d = feyntk.predict({**base, "activation": "relu"})["tensors"]
+    p = feyntk.predict({**base, "activation": {"name": "relu", "derivatives": "pointwise"}}
+                       )["tensors"]
+    for k in ("K", "Theta", "V", "A", "B", "Theta1"):
+        np.testing.assert_allclose(p[k]["value"], d[k]["value"], rtol=1e-12, atol=1e-14)
+    for k in ("P", "Q"):
+        assert np.abs(np.asarray(p[k]["value"]) - d[k]["value"]).max() > 1e-2

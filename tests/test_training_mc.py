@@ -49,12 +49,17 @@ def test_trained_tanh_ensemble_mean_reduced():
     assert np.abs(res["z_intercept"]).max() < 3, res["z_intercept"]
 
 
+T1, T5, T40, TINF = ({"steps": 1, "eta": 0.5}, {"steps": 5, "eta": 0.5},
+                     {"steps": 40, "eta": 0.5}, {"steps": "inf", "eta": 0.5})
+SLOW_CASES = [  # every activation meets every T; every (depth, n_L) meets both activations
+    ("tanh", 3, 1, T1), ("tanh", 2, 2, T5), ("tanh", 3, 2, T40), ("tanh", 3, 1, TINF),
+    ("gelu", 2, 2, T1), ("gelu", 3, 2, T5), ("gelu", 3, 1, T40), ("gelu", 2, 2, TINF),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("activation", ["tanh", "gelu"])
-@pytest.mark.parametrize("depth, nL", [(3, 1), (2, 2), (3, 2)])
-@pytest.mark.parametrize("sched", [{"steps": 1, "eta": 0.5}, {"steps": 5, "eta": 0.5},
-                                   {"steps": 40, "eta": 0.5}, {"steps": "inf", "eta": 0.5}],
-                         ids=["T1", "T5", "T40", "Tinf"])
+@pytest.mark.parametrize("activation, depth, nL, sched", SLOW_CASES,
+                         ids=[f"{a}-d{d}-nL{m}-T{s['steps']}" for a, d, m, s in SLOW_CASES])
 def test_trained_ensemble_mean_against_real_networks(activation, depth, nL, sched):
     ns = (16, 32, 64, 128)
     cfg = _config(activation, depth, nL, sched)

@@ -185,3 +185,17 @@ def test_smooth_family_default():
 def test_smooth_family_slow(beta):
     cfg = {**SOFTPLUS, "activation": {"name": "softplus", "beta": beta}}
     _check(cfg, SLOW_NS, 6000, ["V", "A", "B", "D", "F", "P", "Q", "R", "S", "T", "U"])
+
+
+def test_relu_pointwise_dntk_default():
+    """Sampled relu networks (autodiff: σ'' = 0 almost everywhere) follow the *pointwise* dNTK
+    (``{"name": "relu", "derivatives": "pointwise"}``), not feyntk's distributional one
+    (σ'' = δ, the β → ∞ limit of softplus_β): the two differ by many standard errors here."""
+    cfg = {**SOFTPLUS, "activation": {"name": "relu", "derivatives": "pointwise"}}
+    report, sweeps, pred = _check(cfg, [10, 20, 40], 2500, ["P", "Q"])
+    dist = feyntk.predict({**SOFTPLUS, "activation": "relu", "tensors": ["P", "Q"]})
+    far = []
+    for name in ("P", "Q"):
+        a = agreement(np.asarray(dist["tensors"][name]["value"]), extrapolate(sweeps[name]))
+        far.append(float(np.abs(a["z"]).max()))
+    assert max(far) > 10, far

@@ -40,7 +40,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import roots_hermitenorm
 
 from feyntk.errors import DegenerateKernelError, QuadratureWarning
-from feyntk.spec.activation import Activation
+from feyntk.spec.activation import Activation, with_derivatives
 
 RTOL = 1e-12
 """Default relative tolerance of the adaptive quadrature."""
@@ -779,8 +779,9 @@ def check_kinks_at_zero_variance(act: Activation, ks: tuple[int, ...], K: np.nda
     for k in ks:
         # σ^{(k)} is undefined at 0 if it holds a delta there or jumps there (then σ^{(k+1)}
         # holds an order-0 delta at 0)
-        here = [t for t in act.derivative(k).deltas if t.point == 0.0] + [
-            t for t in act.derivative(k + 1).deltas if t.point == 0.0 and t.order == 0]
+        dist = with_derivatives(act, "distributional")  # a jump stays a jump when σ'' = 0
+        here = [t for t in dist.derivative(k).deltas if t.point == 0.0] + [
+            t for t in dist.derivative(k + 1).deltas if t.point == 0.0 and t.order == 0]
         if here:
             names = [labels[i] if labels is not None else int(i) for i in zero]
             raise DegenerateKernelError(

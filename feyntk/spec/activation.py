@@ -16,7 +16,12 @@ formed before differentiating, with δ(z)·H(z)^m = δ(z)/(m+1), the limit of ev
 the kink, e.g. softplus_β(z) = log(1 + e^{βz})/β as β → ∞. Where that limit diverges (δ·δ, δ'·H
 at one sample) the entry is refused. Automatic differentiation of a sampled relu network sees
 σ'' = 0 almost everywhere, a different (and for the dNTK wrong) quantity; Monte Carlo checks of
-relu therefore go through softplus_β.
+relu's tensors therefore go through softplus_β. ``derivatives="pointwise"`` (config:
+``{"name": "relu", "derivatives": "pointwise"}``) asks for that other quantity: every factor
+σ^{(k)} is replaced by its regular part (relu: σ'' = σ‴ = 0), while the Gaussian identities that
+differentiate products (integration by parts) stay distributional, so only the network's own
+second and higher derivatives change. Which of the two trained relu networks follow is decided by
+Monte Carlo in ``tests/test_training_relu.py``.
 
 Common mistakes:
     * ``Heaviside(0)`` is taken as 1/2; it only matters on a set of measure zero.
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -63,6 +68,9 @@ class Softplus(sp.Function):
 
 _SYMPY_LOCALS = {"z": Z, "Heaviside": sp.Heaviside, "H": sp.Heaviside, "erf": sp.erf,
                  "sigmoid": Sigmoid, "softplus": Softplus, "relu": lambda x: sp.Max(0, x)}
+
+DERIVATIVES = ("distributional", "pointwise")
+"""How derivatives of kinked activations are defined (see the module docstring)."""
 
 MAX_ORDER = 6
 """Highest derivative order that activations are asked for (the ddNTKs need 4)."""
@@ -245,15 +253,18 @@ def _derivative(expr: sp.Expr, k: int) -> Derivative:
 
 
 @functools.lru_cache(maxsize=1024)
-def product_derivative(expr: sp.Expr, ks: tuple[int, ...], j: int) -> Derivative:
+def product_derivative(expr: sp.Expr, ks: tuple[int, ...], j: int,
+                       pointwise: bool = False) -> Derivative:
     """The j-th distributional derivative of ``Π_m σ^{(k_m)}(z)`` for one variable z.
 
     The product is formed first and differentiated afterwards, so that e.g. for relu
     ``d⁴/dz⁴ (σσ) = d⁴/dz⁴ (z² H(z)) = 2δ'(z)`` is well defined although single product-rule
     terms such as ``σ⁗σ`` are not. Products that stay ill-defined (a delta times a jump at the
-    same point, two deltas at one point) raise :class:`ActivationError`.
+    same point, two deltas at one point) raise :class:`ActivationError`. With ``pointwise``
+    each factor is the regular part of σ^{(k)} (σ'' = 0 for relu) before the j derivatives.
     """
-    base = sp.expand(sp.Mul(*(_derivative(expr, k).expr() for k in ks)))
+    base = sp.expand(sp.Mul(*((_derivative(expr, k).regular if pointwise
+                               else _derivative(expr, k).expr()) for k in ks)))
     # H^k = H as functions, but not next to a delta (δ·H² → δ/3 in the smooth limit)
     base = sp.Add(*(t if t.has(sp.DiracDelta) else t.replace(
         lambda e: isinstance(e, sp.Pow) and isinstance(e.base, sp.Heaviside), lambda e: e.base)
@@ -274,14 +285,23 @@ class Activation:
         closed_form: key of a Gaussian-integral family with closed forms (``"linear"``,
             ``"relu"`` for the leaky/plain ReLU family, ``"erf"``) or ``None``.
         params: numeric parameters of the family (e.g. ``(("slope", 0.01),)``).
+        derivatives: ``"distributional"`` (default: relu σ'' = δ, the β → ∞ limit of
+            softplus_β) or ``"pointwise"`` (every σ^{(k)} replaced by its regular part, relu
+            σ'' = 0: what automatic differentiation sees); identical for smooth activations.
     """
 
     name: str
     expr: sp.Expr
     closed_form: str | None = None
     params: tuple[tuple[str, float], ...] = field(default=())
+    derivatives: str = "distributional"
 
     def __post_init__(self):
+        if self.derivatives not in DERIVATIVES:
+            raise ActivationError(
+                f"derivatives must be one of {DERIVATIVES}, got {self.derivatives!r}: "
+                "'distributional' (relu σ'' = δ, feyntk's default) or 'pointwise' (σ'' = 0 "
+                "almost everywhere, what autodiff of a relu network sees)")
         expr = sp.sympify(self.expr)
         if not isinstance(expr, sp.Expr):
             raise ActivationError(f"activation {self.name!r} is not an expression in z")
@@ -306,7 +326,10 @@ class Activation:
         """The k-th distributional derivative (k = 0 is σ itself)."""
         if not 0 <= k <= MAX_ORDER:
             raise ActivationError(f"derivative order must be in 0..{MAX_ORDER}, got {k}")
-        return _derivative(self.expr, k)
+        d = _derivative(self.expr, k)
+        if self.derivatives == "pointwise" and d.deltas:
+            return Derivative(order=k, regular=d.regular)
+        return d
 
     @property
     def kinks(self) -> tuple[float, ...]:
@@ -352,7 +375,8 @@ class Activation:
     # -- numeric ----------------------------------------------------------------------------
     def blob_factor(self, ks: tuple[int, ...], j: int = 0) -> Derivative:
         """``d^j/dz^j Π_m σ^{(k_m)}(z)`` as a distribution (see :func:`product_derivative`)."""
-        return product_derivative(self.expr, tuple(sorted(ks)), j)
+        return product_derivative(self.expr, tuple(sorted(ks)), j,
+                                  self.derivatives == "pointwise")
 
     def numpy(self, k: int = 0) -> Callable[[np.ndarray], np.ndarray]:
         """Vectorised numpy function of the regular part of σ^{(k)}."""
@@ -401,6 +425,23 @@ _FACTORIES: Mapping[str, Callable[..., Activation]] = {
 }
 
 
+def with_derivatives(act: Activation, derivatives: str) -> Activation:
+    """``act`` with kinked derivatives defined as ``derivatives`` (see :data:`DERIVATIVES`);
+    the pointwise variant of a kinked activation is named ``"<name>[pointwise]"``."""
+    if derivatives == act.derivatives:
+        return act
+    if derivatives not in DERIVATIVES:
+        raise ActivationError(
+            f"derivatives must be one of {DERIVATIVES}, got {derivatives!r}: 'distributional' "
+            "(relu σ'' = δ, feyntk's default) or 'pointwise' (σ'' = 0 almost everywhere, what "
+            "autodiff of a relu network sees)")
+    if act.is_smooth:  # the two definitions coincide
+        return act
+    base = act.name.removesuffix("[pointwise]")
+    return replace(act, derivatives=derivatives,
+                   name=base + ("[pointwise]" if derivatives == "pointwise" else ""))
+
+
 def known_activations() -> tuple[str, ...]:
     """Names accepted by :func:`get_activation`."""
     return tuple(_FACTORIES)
@@ -417,13 +458,17 @@ def get_activation(spec: str | Mapping | Activation | sp.Expr) -> Activation:
     if isinstance(spec, Mapping):
         spec = dict(spec)
         name = spec.pop("name", None)
+        derivatives = spec.pop("derivatives", "distributional")
         if name not in _FACTORIES:
+            if name is not None and isinstance(name, str) and name.strip() and not spec:
+                return with_derivatives(get_activation(name), derivatives)
             raise ActivationError(
                 f"unknown activation {name!r}; known: {', '.join(known_activations())}")
         try:
-            return _FACTORIES[name](**spec)
+            act = _FACTORIES[name](**spec)
         except TypeError as exc:
             raise ActivationError(f"bad parameters for activation {name!r}: {exc}") from None
+        return with_derivatives(act, derivatives)
     if isinstance(spec, sp.Expr):
         return Activation(str(spec), spec)
     if not isinstance(spec, str) or not spec.strip():
