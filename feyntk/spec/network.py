@@ -150,22 +150,23 @@ class Network:
         return sum(self.widths[l - 1] * self.widths[l] + self.widths[l] for l in range(1, upto + 1))
 
 
-def check_inputs(inputs, n0: int) -> np.ndarray:
-    """Validate inputs as an (N, n0) float64 array with finite entries."""
+def check_inputs(inputs, n0: int, key: str = "inputs") -> np.ndarray:
+    """Validate inputs as an (N, n0) float64 array with finite entries (``key`` names the
+    config entry in the error messages, e.g. ``"train_inputs"``)."""
     try:
         x = np.asarray(inputs, dtype=np.float64)
     except (TypeError, ValueError):
-        raise SpecError("inputs must be a list of N lists of n0 numbers each") from None
+        raise SpecError(f"{key} must be a list of N lists of n0 numbers each") from None
     if x.ndim == 1 and n0 == 1:
         x = x[:, None]
     if x.ndim != 2 or x.shape[0] == 0:
         raise SpecError(
-            f"inputs must be a non-empty list of N lists of length n0 = {n0}; got shape {x.shape}")
+            f"{key} must be a non-empty list of N lists of length n0 = {n0}; got shape {x.shape}")
     if x.shape[1] != n0:
         raise SpecError(
-            f"each input must have n0 = widths[0] = {n0} entries, got {x.shape[1]}")
+            f"each of the {key} must have n0 = widths[0] = {n0} entries, got {x.shape[1]}")
     bad = ~np.isfinite(x)
     if bad.any():
         rows = sorted(set(np.nonzero(bad)[0].tolist()))
-        raise SpecError(f"inputs {rows} contain NaN or inf; every entry must be finite")
+        raise SpecError(f"{key} {rows} contain NaN or inf; every entry must be finite")
     return x

@@ -65,7 +65,7 @@ def parse_training(config: Mapping[str, Any]):
     if req.layer != req.network.L:
         raise SpecError(f"training acts on the network output: layer must be L = "
                         f"{req.network.L} (got {req.layer}); drop 'layer' or set it to L")
-    xa = check_inputs(config["train_inputs"], req.network.n0)
+    xa = check_inputs(config["train_inputs"], req.network.n0, "train_inputs")
     y = check_targets(config["targets"], xa.shape[0], req.network.widths[-1])
     return req, xa, y, schedule
 

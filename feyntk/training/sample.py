@@ -183,7 +183,7 @@ def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
         raise SpecError(f"samples must be an integer >= 2 (standard errors need two networks), "
                         f"got {samples!r}")
     S, n_out = int(samples), network.widths[-1]
-    xe, xa = check_inputs(eval_inputs, network.n0), check_inputs(train_inputs, network.n0)
+    xe, xa = check_inputs(eval_inputs, network.n0), check_inputs(train_inputs, network.n0, "train_inputs")
     y = check_targets(targets, xa.shape[0], n_out)
     Ne, Na = xe.shape[0], xa.shape[0]
     K, theta = infinite_kernels(network, np.concatenate([xe, xa]))
