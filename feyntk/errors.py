@@ -34,3 +34,7 @@ class MemoryBudgetError(FeyntkError):
 class QuadratureWarning(RuntimeWarning):
     """Gaussian integrals that stopped at the largest quadrature rule before reaching the
     tolerance; the estimated error is reported (``predict(...)["quadrature"]``)."""
+
+
+class GroupError(SpecError):
+    """An invalid group specification (feyntk.symmetry): bad generators, shapes or output action."""
