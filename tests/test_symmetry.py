@@ -110,3 +110,87 @@ def test_bad_groups_are_refused(spec, n0, nL, match):
     with pytest.raises(GroupError, match=match) as info:
         parse_group(spec, n0, nL)
     assert isinstance(info.value, SpecError)
+
+
+# ---------------------------------------------------------------- symmetrized-network kernels
+
+from feyntk.spec.network import Network  # noqa: E402
+from feyntk.symmetry.kernels import orbit_kernels, symmetrized_kernels  # noqa: E402
+
+C4_3 = {"name": "rot90", "shape": [3, 3]}
+
+
+def _net(n0, nL, depth=3, act="tanh"):
+    return Network.create([n0] + [16] * (depth - 1) + [nL], act, C_W=[1.3, 1.6, 1.4][:depth],
+                          C_b=0.1, lambda_W=1.0, lambda_b=[0.2, 0.1, 0.3][:depth])
+
+
+def _inputs(N, n0, seed):
+    return np.random.default_rng(seed).standard_normal((N, n0))
+
+
+def _double_sum(orbit, name):
+    """|G|⁻² Σ_{g,g'} ρ_out(g)ᵀ ρ_out(g') A(ρ(g)x_a, ρ(g')x_b): no invariance used."""
+    R = orbit.group.output_matrices(orbit.nL)
+    A = getattr(orbit, name)
+    return np.einsum("gahb,gki,hkj->abij", A, R, R) / orbit.group.order ** 2
+
+
+@pytest.mark.parametrize("spec,n0,nL", [
+    (C4_3, 9, 1),
+    ({"name": "dihedral", "shape": [3, 3]}, 9, 2),
+    ({"name": "rot90", "shape": [2, 2], "output_action": [ROT]}, 4, 2),
+    ({"name": "dihedral", "shape": [2, 2], "output_action": [[[1.0]], [[-1.0]]]}, 4, 1),
+    ({"name": "translate", "shape": [2, 3]}, 6, 1),
+])
+def test_symmetrized_kernels_are_the_double_group_sum(spec, n0, nL):
+    G = parse_group(spec, n0, nL)
+    x = _inputs(3, n0, 1)
+    x[2] = G.matrices[1] @ x[0]  # two inputs on one orbit
+    orbit = orbit_kernels(_net(n0, nL), G, x)
+    sk = symmetrized_kernels(orbit)
+    for name in ("K", "Theta"):
+        A = getattr(sk, name)
+        assert A.shape == (3, 3, nL, nL)
+        assert np.abs(A - _double_sum(orbit, name)).max() < 1e-12
+        # symmetric as a kernel over (input, output neuron) and equivariant in each argument
+        flat = sk.flat(name)
+        assert np.abs(flat - flat.T).max() < 1e-14
+        assert np.linalg.eigvalsh(flat).min() > -1e-12
+        R = G.output_matrices(nL)
+        assert np.abs(A[2] - np.einsum("ij,bjk->bik", R[1], A[0])).max() < 1e-12
+    if G.invariant:
+        th = sk.scalar("Theta")
+        assert np.abs(sk.Theta - th[:, :, None, None] * np.eye(nL)).max() == 0
+        assert np.abs(th - orbit.Theta[0, :, :, :].mean(axis=1)).max() < 1e-15
+    else:
+        with pytest.raises(GroupError, match="matrix-valued"):
+            sk.scalar("Theta")
+
+
+def test_symmetrized_ntk_of_a_real_depth_one_network():
+    """At depth 1 the NTK is exact at any width: differentiate a real f_G with JAX."""
+    import jax
+    import jax.numpy as jnp
+
+    G = parse_group({"name": "rot90", "shape": [2, 2], "output_action": [ROT]}, 4, 2)
+    lw, lb, n0 = 0.7, 0.3, 4
+    net = Network.create([n0, 2], "tanh", C_W=1.0, C_b=0.1, lambda_W=lw, lambda_b=lb)
+    x = _inputs(3, n0, 2)
+    rho, R = jnp.asarray(G.matrices), jnp.asarray(G.output)
+
+    def fG(params, x1):
+        W, b = params
+        z = jnp.einsum("ij,gj->gi", W, rho @ x1) + b  # f(ρ(g)x), (|G|, n_L)
+        return jnp.einsum("gki,gk->i", R, z) / G.order  # ρ_out(g)⁻¹ = ρ_out(g)ᵀ
+
+    rng = np.random.default_rng(3)
+    params = (jnp.asarray(rng.standard_normal((2, n0))), jnp.asarray(rng.standard_normal(2)))
+    jac = [jax.jacobian(fG)(params, jnp.asarray(xa)) for xa in x]  # (n_L, *param shape)
+    ntk = np.zeros((3, 3, 2, 2))
+    for a in range(3):
+        for b in range(3):
+            ntk[a, b] = (lw / n0) * np.einsum("ikl,jkl->ij", jac[a][0], jac[b][0]) \
+                + lb * np.einsum("ik,jk->ij", jac[a][1], jac[b][1])
+    sk = symmetrized_kernels(orbit_kernels(net, G, x))
+    assert np.abs(sk.Theta - ntk).max() < 1e-13
