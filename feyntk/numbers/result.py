@@ -108,24 +108,37 @@ class Statistics:
         """Leading-order E[Ĥ_{ij;ab}] = δ_{ij} Θ_{ab}, [i, j, a, b]."""
         return self.kernel(width, "Theta")
 
-    def cumulant(self, vertex: str, width: int) -> np.ndarray:
+    def cumulant(self, vertex: str, width: int, on=None) -> np.ndarray:
         """n × the connected cumulant of a declared vertex with explicit neuron labels.
 
         Args:
             vertex: a name of :data:`VERTICES` (``"K1"``, ``"V"``, ``"Theta1"``, ``"AB"``,
                 ``"DF"``, ``"PQ"``, ``"R"``, ``"STU"``).
             width: number of neurons each label runs over (e.g. n_L outputs).
+            on: optional input block names, one per sample axis of the result (e.g.
+                ``("eval", "eval", "train", "train")`` for ``"R"``): each sample axis then runs
+                over that block only. Default: every axis over all N inputs.
 
         Returns:
             array with axes (neuron slots of the legs in leg order, then the legs' samples in
-            the same order), each neuron axis of length ``width`` and sample axis of length N.
+            the same order), each neuron axis of length ``width`` and each sample axis of
+            length N (or of its block's length).
         """
         try:
             v = VERTICES[vertex]
         except KeyError:
             raise SpecError(f"unknown vertex {vertex!r}; known: {list(VERTICES)}") from None
         slots, samples = _leg_refs(v)
-        shape = (width,) * len(slots) + (self.inputs.N,) * len(samples)
+        if on is None:
+            rows = {s: slice(None) for s in samples}
+            lengths = [self.inputs.N] * len(samples)
+        else:
+            if len(on) != len(samples):
+                raise SpecError(f"vertex {vertex} has {len(samples)} sample axes; got "
+                                f"{len(on)} input blocks {tuple(on)}")
+            rows = {s: self.block(b) for s, b in zip(samples, on)}
+            lengths = [len(rows[s]) for s in samples]
+        shape = (width,) * len(slots) + tuple(lengths)
         out = np.zeros(shape)
         letters = iter(string.ascii_letters)
         sample_letter = {s: next(letters) for s in samples}
@@ -133,7 +146,10 @@ class Statistics:
         for term in v.terms:
             delta = _delta_tensor(slots, term.pairs, width)
             src = "".join(sample_letter[s] for s in term.index)
-            values = np.einsum(f"{src}->{target}", self[term.tensor])
+            tensor = self[term.tensor]
+            if on is not None:  # each source axis over the block of the sample it carries
+                tensor = tensor[np.ix_(*(rows[s] for s in term.index))]
+            values = np.einsum(f"{src}->{target}", tensor)
             out += np.multiply.outer(delta, values)
         return out
 

@@ -12,7 +12,11 @@ step gives exactly (MATH.md §2 definitions; sums over output neurons j and trai
 Its mean at order 1/n (n = n_{L-1}) follows from the dNTK and ddNTK tensors: E[dĤ ε] = E[dĤ z]
 gives P and Q; for the η² part the ddNTK means are used with E[ε ε] = δ K + y y, i.e. the joint
 cumulants of ddNTKs with two preactivations are taken to be of higher order (the Monte Carlo test
-in ``tests/test_training.py`` checks this). Note the output width n_L multiplies Q: Σ_j δ_jj = n_L.
+in ``tests/test_training.py`` checks this). The neuron structure (which δ's multiply P, Q, R, S,
+T, U; e.g. n_L multiplying Q through Σ_j δ_jj) is not written here: the expectations come with
+explicit output labels from :meth:`feyntk.numbers.result.Statistics.cumulant`, which sums the
+δ-terms declared in :data:`feyntk.diagrams.vertices.INSERTIONS`, and this module only contracts
+them with ε over j and α.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from feyntk.errors import SpecError
-from feyntk.numbers.evaluate import evaluate
+from feyntk.numbers.result import InputSet, evaluate_statistics
 from feyntk.spec.network import Network, check_inputs
 
 NEEDS = ("K", "P", "Q", "R", "S", "T", "U")
@@ -46,7 +50,7 @@ class NTKStep:
 
 
 def predict_ntk_step(network: Network, eval_inputs, train_inputs, targets, *,
-                     form: str = "auto") -> NTKStep:
+                     form: str = "auto", backend: str = "auto") -> NTKStep:
     """Ensemble-mean NTK change after one full-batch GD step on the MSE loss.
 
     Args:
@@ -54,6 +58,8 @@ def predict_ntk_step(network: Network, eval_inputs, train_inputs, targets, *,
         eval_inputs: (N_e, n0) points δ where the NTK is watched.
         train_inputs: (N_t, n0) training inputs α.
         targets: (N_t, n_L) targets y_{j;α}.
+        form: how Gaussian expectations are evaluated (see :func:`feyntk.kernels.evaluate`).
+        backend: ``"auto"`` (the fastest available), ``"numba"``, ``"jax"`` or ``"numpy"``.
     """
     xe = check_inputs(eval_inputs, network.n0)
     xt = check_inputs(train_inputs, network.n0)
@@ -67,44 +73,24 @@ def predict_ntk_step(network: Network, eval_inputs, train_inputs, targets, *,
     if network.L < 2:
         zero = np.zeros((nL, nL, len(xe), len(xe)))
         return NTKStep(zero, zero.copy(), network.expansion_width(network.L))
-    X = np.concatenate([xe, xt])
-    v = evaluate(network, X, NEEDS, form=form)
-    n = network.expansion_width(network.L)
-    e, t = np.arange(len(xe)), len(xe) + np.arange(len(xt))
-    P, Q, R, S, T, U = (v[k] for k in ("P", "Q", "R", "S", "T", "U"))
-    Kt = v["K"][np.ix_(t, t)]
-    d = np.eye(nL)
+    stats = evaluate_statistics(network, InputSet.of(eval=xe, train=xt), NEEDS, form=form,
+                                backend=backend)
+    n = stats.n
+    on = ("eval", "eval", "train", "train")  # δ1 δ2 on the watched points, α's on training ones
 
-    # first order: −(δ_{i1i2}/n) Σ_α [P_{δ1δ2αα} + n_L Q_{δ1δ2αα} + Q_{δ1αδ2α} + (δ1 ↔ δ2)]
-    g = P[np.ix_(e, e, t, t)].diagonal(axis1=2, axis2=3).sum(-1) \
-        + nL * Q[np.ix_(e, e, t, t)].diagonal(axis1=2, axis2=3).sum(-1) \
-        + np.einsum("dafa->df", Q[np.ix_(e, t, e, t)])
-    first = -np.einsum("ij,de->ijde", d, g + g.T) / n
+    # first order: −Σ_{j,α} (E[dĤ_{i1i2j;δ1δ2α} z_{j;α}] + E[dĤ_{i2i1j;δ2δ1α} z_{j;α}])
+    dHz = stats.cumulant("PQ", nL, on)                  # n·E[dĤ z]: [i1,i2,j,j',δ1,δ2,α,α']
+    g = np.einsum("ijkkdeaa->ijde", dHz)
+    first = -(g + g.transpose(1, 0, 3, 2)) / n
 
-    # second order: ½ Σ E[X] (δ_{j1j2} K_{α1α2} + y_{j1α1} y_{j2α2}) over the four ddNTK terms
-    M = np.einsum("jk,ab->jakb", d, Kt) + np.einsum("ja,kb->jakb", y.T, y.T)  # [j1,α1,j2,α2]
-    R_ = lambda *ix: R[np.ix_(*ix)]
-    S_ = lambda *ix: S[np.ix_(*ix)]
-    T_ = lambda *ix: T[np.ix_(*ix)]
-    U_ = lambda *ix: U[np.ix_(*ix)]
-
-    def ddI(sw: bool) -> np.ndarray:
-        """n·E[ddÎ_{i1i2j1j2;δ1δ2α1α2}] (or with i1 ↔ i2, δ1 ↔ δ2 when sw) as [i1,i2,d1,d2,j1,a1,j2,a2]."""
-        r1 = R_(e, e, t, t)  # R_{δ1δ2α1α2}
-        r2 = R_(e, t, t, e)  # R_{δ1α1α2δ2}
-        r3 = R_(e, t, e, t)  # R_{δ1α2δ2α1}
-        out = (np.einsum("ij,kl,deab->ijdekalb", d, d, r1)
-               + np.einsum("ik,jl,dabe->ijdekalb", d, d, r2)
-               + np.einsum("il,jk,dbea->ijdekalb", d, d, r3))
-        return out.transpose(1, 0, 3, 2, 4, 5, 6, 7) if sw else out
-
-    def ddII(swap_j: bool) -> np.ndarray:
-        s1, t1, u1 = S_(e, e, t, t), T_(e, e, t, t), U_(e, e, t, t)
-        out = (np.einsum("ij,kl,deab->ijdekalb", d, d, s1)
-               + np.einsum("ik,jl,deab->ijdekalb", d, d, t1)
-               + np.einsum("il,jk,deab->ijdekalb", d, d, u1))
-        return out.transpose(0, 1, 2, 3, 6, 7, 4, 5) if swap_j else out
-
-    X2 = ddI(False) + ddI(True) + ddII(False) + ddII(True)
-    second = 0.5 * np.einsum("ijdekalb,kalb->ijde", X2, M) / n
+    # second order: ½ Σ E[ε_{j1;α1} ε_{j2;α2}] × (the four ddNTK terms of the docstring), with
+    # E[ε ε] = δ_{j1j2} K_{α1α2} + y_{j1;α1} y_{j2;α2}
+    t = stats.block("train")
+    eps2 = stats.kernel(nL)[:, :, t][:, :, :, t] + np.einsum("ak,bl->klab", y, y)  # [j1,j2,α1,α2]
+    ddI = stats.cumulant("R", nL, on)                   # n·E[ddÎ]: [i1,i2,j1,j2,δ1,δ2,α1,α2]
+    ddII = stats.cumulant("STU", nL, on)                # n·E[ddÎÎ], same axes
+    second = 0.5 * (np.einsum("ijkldeab,klab->ijde", ddI, eps2)
+                    + np.einsum("jikledab,klab->ijde", ddI, eps2)
+                    + np.einsum("ijkldeab,klab->ijde", ddII, eps2)
+                    + np.einsum("ijlkdeba,klab->ijde", ddII, eps2)) / n
     return NTKStep(first, second, n)
