@@ -389,9 +389,11 @@ def test_cli_predict_backend_verbose(tmp_path, capsys):
     assert set(json.loads(cap.out)["tensors"]) == set(CFG["tensors"])
 
 
-def test_duplicate_inputs_refused_in_inverse_metric_form():
-    net = Network.create([2, 6, 5], "tanh", C_W=1.3, C_b=0.1)
-    x = np.array([[0.4, -0.2], [0.4, -0.2]])
+def test_collinear_inputs_refused_in_inverse_metric_form():
+    # exact duplicates are evaluated once (tests/test_repeated_inputs.py); collinear inputs
+    # with C_b = 0 keep a singular K^(1)
+    net = Network.create([2, 6, 5], "tanh", C_W=1.3, C_b=0.0)
+    x = np.array([[0.4, -0.2], [0.8, -0.4]])
     _agree(net, x, ["K1"], "inverse-metric", "numba")  # both refuse: K restricted is singular
     with pytest.raises(DegenerateKernelError, match="invertible"):
         evaluate(net, x, ["K1"], form="inverse-metric", backend="numba")

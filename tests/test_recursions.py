@@ -198,8 +198,10 @@ def test_ill_defined_kinked_entries_are_named():
 def test_duplicate_inputs_singular_K():
     net = Network.create([2, 5, 5, 5], "relu", C_W=2.0)
     x = [[1.0, 0.5], [1.0, 0.5]]
+    # exact duplicates are evaluated once (tests/test_repeated_inputs.py); collinear inputs
+    # (C_b = 0, relu is homogeneous) keep a singular K at every layer
     with pytest.raises(DegenerateKernelError, match="duplicate or collinear"):
-        evaluate(net, x, ["V"], form="inverse-metric")
+        evaluate(net, [[1.0, 0.5], [2.0, 1.0]], ["V"], form="inverse-metric")
     # the derivative form needs no inverse and gives the limit: duplicates act as one input
     # (relu: a kink at exactly coinciding samples turns rounding of K, 1e-16, into ~√1e-16)
     for act, rtol in (("relu", 1e-7), ("tanh", 1e-10)):

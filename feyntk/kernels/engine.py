@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from feyntk.diagrams.diagram import correlator
 from feyntk.errors import MemoryBudgetError
 from feyntk.kernels.lower import Table, lower, symmetries
 from feyntk.kernels.module import HYPER, codegen
@@ -33,6 +34,7 @@ from feyntk.kernels.tables import fill, fill_from_cache, integrals, requests, su
     table_bytes
 from feyntk.numbers.evaluate import MEMORY_BUDGET, BlobCache, choose_form, dependencies, \
     first_layer, state_bytes
+from feyntk.numbers.repeated import check_expanded_memory, find_repeats, relabelled
 from feyntk.spec.network import Network, check_inputs
 
 BACKENDS = ("numpy", "numba", "jax")
@@ -103,15 +105,18 @@ def memory_needed(closure, form: str, N: int, smooth: bool = True) -> int:
 
 
 def check_memory(names, closure, form: str, N: int, budget: int | None,
-                 smooth: bool = True) -> None:
+                 smooth: bool = True, distinct: bool = False) -> None:
+    """Refuse requests over N inputs (``distinct``: the N distinct ones of repeated inputs)
+    whose states and tables would not fit."""
     need = memory_needed(closure, form, N, smooth)
     budget = MEMORY_BUDGET if budget is None else budget
     if need > budget:
         raise MemoryBudgetError(
-            f"predicting {list(names)} for N = {N} inputs needs {need / 2**30:.2f} GiB "
-            f"(layer states of {', '.join(closure)} and the Gaussian-expectation tables; rank-4 "
-            f"tensors hold N^4 entries), more than the budget of {budget / 2**30:.2f} GiB. Use "
-            "fewer inputs, request fewer rank-4 tensors, or raise max_memory_bytes.")
+            f"predicting {list(names)} for N = {N}{' distinct' if distinct else ''} inputs needs "
+            f"{need / 2**30:.2f} GiB (layer states of {', '.join(closure)} and the "
+            f"Gaussian-expectation tables; rank-4 tensors hold N^4 entries), more than the budget "
+            f"of {budget / 2**30:.2f} GiB. Use fewer inputs, request fewer rank-4 tensors, or "
+            "raise max_memory_bytes.")
 
 
 @functools.lru_cache(maxsize=64)
@@ -125,8 +130,12 @@ def _coefficients(closure: tuple, form: str, smooth: bool):
 
 
 def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
-         timings: dict | None = None, report=None, fine: bool = False) -> dict:
-    """One layer step ℓ → ℓ+1 of every statistic in ``closure`` with generated kernels."""
+         timings: dict | None = None, report=None, fine: bool = False,
+         originals: tuple[int, ...] | None = None) -> dict:
+    """One layer step ℓ → ℓ+1 of every statistic in ``closure`` with generated kernels.
+
+    ``originals``: the caller's index of every sample, for error messages (repeated inputs
+    removed, :mod:`feyntk.numbers.repeated`)."""
     module, imod = gen.contractions, gen.integrands
     t0 = time.perf_counter()
     hyper = [float(values[h]) for h in HYPER]
@@ -145,13 +154,14 @@ def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
         for d, reqs in imod.REQUESTS.items():
             subs[d] = subsets_of(N, d)
             if d in need_reqs:
-                ints[d] = integrals(act, K, d, reqs, imod.INTEGRANDS[d], backend,
-                                    needed=need_reqs[d], subsets=subs[d], half=imod.HALF[d],
-                                    report=report, fine=fine)
+                with relabelled(None if originals is None else np.asarray(originals)):
+                    ints[d] = integrals(act, K, d, reqs, imod.INTEGRANDS[d], backend,
+                                        needed=need_reqs[d], subsets=subs[d],
+                                        half=imod.HALF[d], report=report, fine=fine)
         for name, t in needed.items():
             tables[name] = fill(t, N, ints, subs)
     else:
-        cache = BlobCache(act, K, module.FORM, report=report, fine=fine)
+        cache = BlobCache(act, K, module.FORM, report=report, fine=fine, originals=originals)
         for name, t in sorted(needed.items()):
             tables[name] = fill_from_cache(t, N, cache)
     t1 = time.perf_counter()
@@ -188,6 +198,9 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
         report: a :class:`~feyntk.numbers.gaussian.QuadratureReport` to record integrals that
             stopped at the largest rule unconverged.
         fine: larger quadrature caps for 3- and 4-sample integrals.
+
+    Repeated inputs are evaluated once and their rows repeated (:mod:`feyntk.numbers.repeated`);
+    the memory check counts the distinct inputs (and the expanded results).
     """
     from feyntk.numbers.evaluate import evaluate as oracle
 
@@ -195,13 +208,31 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
     x = check_inputs(inputs, network.n0)
     layer = network.L if layer is None else network.check_layer(layer)
     closure = dependencies(names)
-    N = x.shape[0]
     act = network.activation
     form = choose_form(act, [n for n in closure if n != "K"], form) if layer > 1 else "derivative"
     if backend == "numpy":
         return oracle(network, x, names, layer, form=form, max_memory_bytes=max_memory_bytes,
                       report=report, fine=fine)
-    check_memory(names, closure, form, N, max_memory_bytes, act.is_smooth)
+    rep = find_repeats(x)
+    if not rep.repeated:
+        return _evaluate(network, x, names, layer, closure, form, backend, max_memory_bytes,
+                         verbose, log, report, fine)
+    budget = MEMORY_BUDGET if max_memory_bytes is None else max_memory_bytes
+    check_expanded_memory(names, [len(correlator(n).output) for n in names], rep, budget)
+    out = _evaluate(network, rep.unique, names, layer, closure, form, backend,
+                    max_memory_bytes, verbose, log, report, fine, tuple(rep.first.tolist()))
+    return rep.expand(out)
+
+
+def _evaluate(network: Network, x: np.ndarray, names, layer: int, closure, form: str,
+              backend: str, max_memory_bytes, verbose, log, report, fine,
+              originals: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """:func:`evaluate` with generated kernels on the inputs as given (``originals``: their
+    indices in the caller's inputs, for error messages)."""
+    N = x.shape[0]
+    act = network.activation
+    check_memory(names, closure, form, N, max_memory_bytes, act.is_smooth,
+                 distinct=originals is not None)
     log = log or sys.stderr
     state = first_layer(network, x, closure)
     if layer == 1:
@@ -221,7 +252,8 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *, form:
                   RATIO: network.widths[l] / network.widths[l - 1]}
         t = time.perf_counter()
         timings: dict = {}
-        state = step(gen, closure, state, act, values, backend, N, timings, report, fine)
+        state = step(gen, closure, state, act, values, backend, N, timings, report, fine,
+                     originals)
         if verbose:
             print(f"layer {l} -> {l + 1}: {time.perf_counter() - t:.3f} s (tables "
                   f"{timings['tables']:.3f} s, contraction {timings['contract']:.3f} s)",

@@ -31,6 +31,7 @@ from feyntk.errors import ActivationError, MemoryBudgetError
 from feyntk.numbers.distributions import blob_expectation
 from feyntk.numbers.gaussian import (QuadratureReport, check_kinks_at_zero_variance, expect,
                                      require_invertible)
+from feyntk.numbers.repeated import check_expanded_memory, find_repeats
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 from feyntk.spec.statistic import TENSOR_NAMES
@@ -66,6 +67,15 @@ class BlobCache:
     store: dict = field(default_factory=dict)
     report: QuadratureReport | None = None
     fine: bool = False
+    originals: tuple[int, ...] | None = None
+    """Original input index of every sample, for error messages (default: the sample itself;
+    set when repeated inputs were removed, see :mod:`feyntk.numbers.repeated`)."""
+
+    def original(self, s: int) -> int:
+        return int(s) if self.originals is None else int(self.originals[s])
+
+    def label(self, s: int) -> str:
+        return f"x[{self.original(s)}]"
 
     def groups(self, sigs, legs_at=None) -> tuple:
         """((sample, ks, j), ...) per distinct sample, j = legs differentiating that sample."""
@@ -78,8 +88,8 @@ class BlobCache:
         """Blob with distributional factors (kinked activations), see numbers.distributions."""
         key = ("d", groups)
         if key not in self.store:
-            self.store[key] = float(blob_expectation(self.act, self.K, groups,
-                                                     labels=[f"x[{i}]" for i in range(len(self.K))]))
+            labels = [self.label(i) for i in range(len(self.K))]
+            self.store[key] = float(blob_expectation(self.act, self.K, groups, labels=labels))
         return self.store[key]
 
     def plain(self, sigs: tuple[tuple[int, int], ...]) -> float:
@@ -90,7 +100,7 @@ class BlobCache:
         if key not in self.store:
             S = sorted({s for _, s in sigs})
             check_kinks_at_zero_variance(self.act, tuple({k for k, _ in sigs}),
-                                         self.K[np.ix_(S, S)], [f"x[{s}]" for s in S])
+                                         self.K[np.ix_(S, S)], [self.label(s) for s in S])
             fns = [(S.index(s), self.act.numpy(k)) for k, s in sigs]
 
             def f(z):
@@ -110,14 +120,15 @@ class BlobCache:
         if key not in self.store:
             S = sorted({s for _, s in sigs})
             KS = self.K[np.ix_(S, S)]
-            P = require_invertible(KS, S)
+            P = require_invertible(KS, [self.original(s) for s in S])
             fns = [(S.index(s), self.act.numpy(k)) for k, s in sigs]
             d = len(S)
             if not self.act.is_smooth:
                 def weight(z):
                     return _hermite(np.einsum("ij,bjp->bip", P, z), P, nlegs)
 
-                val = blob_expectation(self.act, self.K, self.groups(sigs), weight)
+                val = blob_expectation(self.act, self.K, self.groups(sigs), weight,
+                                       labels=[self.original(i) for i in range(len(self.K))])
                 self.store[key] = (S, np.asarray(val).reshape((d,) * nlegs))
                 return self.store[key]
 
@@ -288,10 +299,10 @@ def step(name: str, state: dict, cache: BlobCache, values: dict, N: int) -> np.n
             out[idx] = sum(evaluate_term(t, alpha, state, cache, c) for t, c in terms)
         except ActivationError as exc:
             raise ActivationError(
-                f"{name}{list(idx)} is not defined for {cache.act.name!r}: {exc} The recursion "
-                "needs this product of distributional derivatives (kinks at coinciding samples). "
-                "Use distinct inputs for these entries, or a smooth activation such as "
-                "softplus with a large beta.") from None
+                f"{name}{[cache.original(i) for i in idx]} is not defined for "
+                f"{cache.act.name!r}: {exc} The recursion needs this product of distributional "
+                "derivatives (kinks at coinciding samples). Use distinct inputs for these "
+                "entries, or a smooth activation such as softplus with a large beta.") from None
     return out
 
 
@@ -334,18 +345,41 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *,
         report: where to record Gaussian integrals that stopped unconverged.
         fine: larger quadrature caps for 3- and 4-sample integrals (see
             :func:`feyntk.numbers.gaussian.tensor_levels`).
+
+    Repeated inputs are evaluated once and their rows repeated (:mod:`feyntk.numbers.repeated`).
     """
     x = check_inputs(inputs, network.n0)
+    rep = find_repeats(x)
+    if not rep.repeated:
+        return _evaluate(network, x, names, layer, form=form, max_memory_bytes=max_memory_bytes,
+                         report=report, fine=fine)
+    dependencies(names)  # unknown names are refused as without repeats
+    budget = MEMORY_BUDGET if max_memory_bytes is None else max_memory_bytes
+    check_expanded_memory(names, [len(correlator(n).output) for n in names], rep, budget)
+    out = _evaluate(network, rep.unique, names, layer, form=form,
+                    max_memory_bytes=max_memory_bytes, report=report, fine=fine,
+                    originals=tuple(rep.first.tolist()))
+    return rep.expand(out)
+
+
+def _evaluate(network: Network, x: np.ndarray, names, layer: int | None = None, *,
+              form: str = "auto", max_memory_bytes: int | None = None,
+              report: QuadratureReport | None = None, fine: bool = False,
+              originals: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """:func:`evaluate` on the inputs as given (``originals``: their indices in the caller's
+    inputs, for error messages)."""
+    x = check_inputs(x, network.n0)
     layer = network.L if layer is None else network.check_layer(layer)
     closure = dependencies(names)
     need = state_bytes(closure, x.shape[0])
     budget = MEMORY_BUDGET if max_memory_bytes is None else max_memory_bytes
     if need > budget:
+        distinct = "" if originals is None else " distinct"
         raise MemoryBudgetError(
-            f"predicting {list(names)} for N = {x.shape[0]} inputs needs {need / 2**30:.2f} GiB "
-            f"for the layer states ({', '.join(closure)}; rank-4 tensors hold N^4 entries), more "
-            f"than the budget of {budget / 2**30:.2f} GiB. Use fewer inputs, request fewer "
-            "rank-4 tensors, or raise max_memory_bytes.")
+            f"predicting {list(names)} for N = {x.shape[0]}{distinct} inputs needs "
+            f"{need / 2**30:.2f} GiB for the layer states ({', '.join(closure)}; rank-4 tensors "
+            f"hold N^4 entries), more than the budget of {budget / 2**30:.2f} GiB. Use fewer "
+            "inputs, request fewer rank-4 tensors, or raise max_memory_bytes.")
     act = network.activation
     form = choose_form(act, [n for n in closure if n != "K"], form) if layer > 1 else "derivative"
     state = first_layer(network, x, closure)
@@ -353,6 +387,6 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *,
         hp = network.layer(l + 1)
         ratio = network.widths[l] / network.widths[l - 1]
         values = {C_W: hp.C_W, C_b: hp.C_b, lam_W: hp.lambda_W, lam_b: hp.lambda_b, RATIO: ratio}
-        cache = BlobCache(act, state["K"], form, report=report, fine=fine)
+        cache = BlobCache(act, state["K"], form, report=report, fine=fine, originals=originals)
         state = {n: step(n, state, cache, values, x.shape[0]) for n in closure}
     return {n: state[n] for n in names}

@@ -5,15 +5,17 @@
 
 with the hyperparameters of layer ℓ+1 and Gaussian expectations at K^{(ℓ)}. Arrays are (N, N)
 indexed by sample. Each layer also carries an estimate of the accumulated integration error.
+Repeated inputs are evaluated once and their rows repeated (:mod:`feyntk.numbers.repeated`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from feyntk.numbers.gaussian import pair_table
+from feyntk.numbers.repeated import expand_samples, find_repeats
 from feyntk.spec.network import Network, check_inputs
 
 
@@ -39,6 +41,19 @@ def kernel_layers(network: Network, inputs, upto: int | None = None, *, ntk: boo
     """K (and Θ if ``ntk``) for layers 1..``upto`` (default L); element ℓ-1 is layer ℓ."""
     x = check_inputs(inputs, network.n0)
     upto = network.L if upto is None else network.check_layer(upto)
+    rep = find_repeats(x)
+    if not rep.repeated:
+        return _kernel_layers(network, x, upto, ntk, method, range(x.shape[0]))
+    out = _kernel_layers(network, rep.unique, upto, ntk, method, rep.first)
+    arrays = [f.name for f in fields(KernelLayer) if f.name != "layer"]
+    return [replace(k, **{a: expand_samples(getattr(k, a), rep.inverse) for a in arrays})
+            for k in out]
+
+
+def _kernel_layers(network: Network, x: np.ndarray, upto: int, ntk: bool, method: str,
+                   originals) -> list[KernelLayer]:
+    """:func:`kernel_layers` on the inputs as given (``originals``: their indices in the
+    caller's inputs, for error messages)."""
     act = network.activation
     if ntk and upto > 1:
         act.require_regular(1, "the NTK Θ")
@@ -48,7 +63,7 @@ def kernel_layers(network: Network, inputs, upto: int | None = None, *, ntk: boo
     T = first.lambda_b + first.lambda_W * gram if ntk else np.zeros_like(K)
     zero = np.zeros_like(K)
     out = [KernelLayer(1, K, T, zero, zero)]
-    labels = [f"x[{i}]" for i in range(x.shape[0])]
+    labels = [f"x[{int(i)}]" for i in originals]
     for l in range(2, upto + 1):
         hp = network.layer(l)
         prev = out[-1]
