@@ -194,3 +194,141 @@ def test_symmetrized_ntk_of_a_real_depth_one_network():
                 + lb * np.einsum("ik,jk->ij", jac[a][1], jac[b][1])
     sk = symmetrized_kernels(orbit_kernels(net, G, x))
     assert np.abs(sk.Theta - ntk).max() < 1e-13
+
+
+# ---------------------------------------------------------------- trained ensembles, seeds' theorem
+
+from scipy.linalg import expm  # noqa: E402
+
+from feyntk.numbers.infinite import infinite_kernels  # noqa: E402
+from feyntk.symmetry.augment import (  # noqa: E402
+    augment, augmentation_violation, augmented_ensemble, orbit_violation, seeds_theorem,
+    symmetrized_ensemble)
+from feyntk.training.schedule import Schedule  # noqa: E402
+
+C4_EQ = {"name": "rot90", "shape": [2, 2], "output_action": [ROT]}
+D4_EQ = {"name": "dihedral", "shape": [2, 2],  # the standard 2-d representation of D4
+         "output_action": [ROT, [[-1.0, 0.0], [0.0, 1.0]]]}
+FLOWS = [Schedule("flow", time=0.3), Schedule("flow", time=3.0), Schedule("flow", time=math.inf)]
+GDS = [Schedule("steps", steps=6, eta=0.04), Schedule("steps", steps=None, eta=0.04)]
+
+
+def _problem(spec, n0, nL, N_e=2, seed=0):
+    """Training set with an input fixed by the whole group and a pair on one orbit."""
+    G = parse_group(spec, n0, nL)
+    rng = np.random.default_rng(seed)
+    xa = rng.standard_normal((3, n0))
+    xa[1] = 0.8 * np.ones(n0)  # fixed by every element
+    xa[2] = G.matrices[1] @ xa[0]
+    return G, _net(n0, nL), rng.standard_normal((N_e, n0)), xa, rng.standard_normal((3, nL))
+
+
+def _oracle_mean(theta_eA, theta_AA, y, schedule):
+    """Unreduced linear dynamics (Θ_AA may be singular): expm (flow) or the iterated step."""
+    n = theta_AA.shape[0]
+    if schedule.kind == "flow" and math.isfinite(schedule.time):
+        big = np.block([[-theta_AA, np.eye(n)], [np.zeros((n, 2 * n))]]) * schedule.time
+        integral = expm(big)[:n, n:]  # ∫_0^t e^{−Θ s} ds
+        return theta_eA @ integral @ y
+    mu_A, mu_e = np.zeros_like(y), np.zeros((theta_eA.shape[0], y.shape[1]))
+    for _ in range(schedule.steps):
+        mu_e, mu_A = mu_e - schedule.eta * theta_eA @ (mu_A - y), \
+            mu_A - schedule.eta * theta_AA @ (mu_A - y)
+    return mu_e
+
+
+def test_augmented_set_counts_repeated_points():
+    G, net, xe, xa, y = _problem(C4_EQ, 4, 2)
+    aug = augment(G, xa, y)
+    assert aug.terms == 12 and aug.multiplicity.sum() == 12
+    assert sorted(aug.multiplicity) == [2, 2, 2, 2, 4]  # orbit of x0 (= orbit of x2), fixed x1
+    fixed = int(np.argmax(aug.multiplicity))
+    assert np.abs(aug.targets[fixed]).max() < 1e-15  # Σ_k R^k y = 0 for the 90° rotation
+    assert aug.conflict > 0.1
+    for u, (g, a) in enumerate(aug.source):
+        assert np.allclose(aug.inputs[u], G.matrices[g] @ xa[a])
+    inv = augment(parse_group(C4_3, 9), _inputs(2, 9, 0), [[1.0], [2.0]])
+    assert inv.conflict == 0 and inv.terms == 8 and len(inv.inputs) == 8
+    with pytest.raises(GroupError, match="indices"):
+        augment(G, xa, y, elements=[0, 4])
+    with pytest.raises(SpecError, match="targets"):
+        augment(G, xa, y[:2])
+
+
+@pytest.mark.parametrize("schedule", [Schedule("flow", time=0.7), Schedule("steps", steps=4,
+                                                                             eta=0.05)])
+def test_repeated_points_reduce_exactly(schedule):
+    """The multiplicity / fixed-space reductions against the unreduced (singular) dynamics."""
+    G, net, xe, xa, y = _problem(C4_EQ, 4, 2)
+    nL = 2
+    # augmented MLP: every one of the 12 terms, duplicates included
+    pts = G.act(xa).reshape(-1, 4)
+    tgt = np.einsum("gij,aj->gai", G.output, y).reshape(-1, nL)
+    K, T = infinite_kernels(net, np.vstack([xe, pts]))
+    e, a = slice(0, 2), slice(2, None)
+    ens = augmented_ensemble(net, G, xe, xa, y, schedule)
+    assert np.abs(ens.mean - _oracle_mean(T[e, a], T[a, a], tgt, schedule)).max() < 1e-10
+    # symmetrized network: flattened Θ_G over all (x_α, i), singular (x2 ~ x0, x1 fixed)
+    sk = symmetrized_kernels(orbit_kernels(net, G, np.vstack([xe, xa])))
+    Tf = sk.flat("Theta")
+    e, a = slice(0, 2 * nL), slice(2 * nL, None)
+    assert np.linalg.eigvalsh(Tf[a, a])[:3].max() < 1e-12  # three null directions
+    sym = symmetrized_ensemble(net, G, xe, xa, y, schedule)
+    ref = _oracle_mean(Tf[e, a], Tf[a, a], y.reshape(-1, 1), schedule).reshape(2, nL)
+    assert np.abs(sym.mean - ref).max() < 1e-10
+
+
+@pytest.mark.parametrize("spec,n0,nL", [(C4_3, 9, 1), (C4_EQ, 4, 2), (D4_EQ, 4, 2)])
+def test_seeds_theorem(spec, n0, nL):
+    """μ^aug(t) = μ^G(|G| t) (flow) and μ^aug(T, η) = μ^G(T, |G| η) (gradient descent)."""
+    G, net, xe, xa, y = _problem(spec, n0, nL, N_e=1 if G_ORDER[spec["name"]] > 4 else 2)
+    checks = seeds_theorem(net, G, xe, xa, y, FLOWS + GDS)
+    for c in checks:
+        assert c.max_abs_diff < 1e-10, (c.schedule, c.max_abs_diff)
+        assert np.abs(c.augmented.mean).max() > 1e-3
+    # the covariances are not equal: the MLP's initial function is not invariant
+    assert np.abs(checks[0].augmented.cov - checks[0].symmetrized.cov).max() > 1e-3
+
+
+G_ORDER = {"rot90": 4, "dihedral": 8}
+
+
+@pytest.mark.parametrize("spec,n0,nL", [(C4_3, 9, 1), (C4_EQ, 4, 2)])
+def test_trained_means_are_equivariant(spec, n0, nL):
+    """μ(ρ(g)x) = ρ_out(g) μ(x) for random x at several t, augmented MLP and f_G."""
+    G, net, xe, xa, y = _problem(spec, n0, nL, N_e=1)
+    for v in augmentation_violation(net, G, xe, xa, y, FLOWS + GDS[:1]):
+        assert v.max() < 1e-10, v
+    sym = symmetrized_ensemble(net, G, G.act(xe).reshape(-1, n0), xa, y, FLOWS)
+    R = G.output_matrices(nL)
+    for ens in sym:
+        assert orbit_violation(G, ens.mean.reshape(G.order, 1, nL)).max() < 1e-10
+        assert np.abs(ens.mean).max() > 1e-3
+        # f_G's fluctuations are equivariant too: Σ(ρ(g)x, ρ(h)x) = ρ_out(g) Σ(x, x) ρ_out(h)ᵀ
+        cov = ens.cov.reshape(G.order, nL, G.order, nL)
+        pred = np.einsum("gik,kl,hjl->gihj", R, cov[0, :, 0, :], R)
+        assert np.abs(cov - pred).max() < 1e-10
+
+
+def test_partial_augmentation_breaks_invariance():
+    G, net, xe, xa, y = _problem(C4_3, 9, 1, N_e=1)
+    flow = Schedule("flow", time=2.0)
+    sub = [G.index(M) for M in G.subgroup([2]).matrices]  # {e, r²}
+    assert sorted(sub) == [0, 2]
+    v_sub, = augmentation_violation(net, G, xe, xa, y, [flow], elements=sub)
+    assert v_sub[2] < 1e-10 and min(v_sub[1], v_sub[3]) > 1e-3
+    v_some = augmentation_violation(net, G, xe, xa, y, flow, elements=[0, 1])  # not a subgroup
+    assert v_some[1:].min() > 1e-3
+    v_none = augmentation_violation(net, G, xe, xa, y, flow, elements=[0])  # no augmentation
+    assert v_none[1:].min() > 1e-3
+
+
+def test_trained_ensemble_refusals():
+    G, net, xe, xa, y = _problem(C4_EQ, 4, 2)
+    with pytest.raises(SpecError, match="Schedule"):
+        augmented_ensemble(net, G, xe, xa, y, {"time": 1.0})
+    with pytest.raises(SpecError, match="nothing to fit"):
+        symmetrized_ensemble(net, G, xe, xa[1:2], y[1:2], Schedule("flow", time=1.0))
+    with pytest.raises(GroupError, match="n0 = widths"):
+        symmetrized_ensemble(_net(9, 2), G, _inputs(1, 9, 0), _inputs(1, 9, 1), y[:1],
+                             Schedule("flow", time=1.0))

@@ -52,11 +52,17 @@ class OrbitKernels:
     Theta: np.ndarray
 
 
-def orbit_kernels(network: Network, group: Group, inputs, *, method: str = "auto") -> OrbitKernels:
-    """K and Θ of the MLP on all ρ(g)x_a, from one :func:`infinite_kernels` evaluation."""
+def check_group(network: Network, group: Group) -> None:
+    """Refuse a group whose input or output dimension differs from the network's."""
     if group.n0 != network.n0:
         raise GroupError(f"the group acts on {group.n0} input coordinates, the network has "
                          f"n0 = widths[0] = {network.n0}")
+    group.output_matrices(network.widths[-1])
+
+
+def orbit_kernels(network: Network, group: Group, inputs, *, method: str = "auto") -> OrbitKernels:
+    """K and Θ of the MLP on all ρ(g)x_a, from one :func:`infinite_kernels` evaluation."""
+    check_group(network, group)
     x = check_inputs(inputs, network.n0)
     G, N = group.order, x.shape[0]
     K, T = infinite_kernels(network, group.act(x).reshape(G * N, network.n0), method=method)
