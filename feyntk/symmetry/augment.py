@@ -1,4 +1,4 @@
-"""Augmented and symmetrized trained ensembles at infinite width, and the seeds' theorem (MATH.md §7).
+"""Augmented and symmetrized trained ensembles at infinite width; the seeds' theorem (MATH.md §7).
 
 Summed loss ``½ Σ_terms |z(x) − y|²`` and the schedules of :mod:`feyntk.training.schedule`.
 
@@ -7,11 +7,14 @@ augmentation; a subset or subgroup: partial). *Symmetrized network*: f_G of
 :mod:`feyntk.symmetry.kernels` trained on the original (x_α, y_α).
 
 Seeds' theorem. If the ensemble mean μ is equivariant, the augmented flow is
-``dμ(δ)/dt = −Σ_{g,α} Θ(δ, ρ(g)x_α)(μ(ρ(g)x_α) − ρ_out(g)y_α) = −|G| Σ_α Θ_G(δ, x_α)(μ(x_α) − y_α)``,
+``dμ(δ)/dt = −Σ_{g,α} Θ(δ, ρ(g)x_α)(μ(ρ(g)x_α) − ρ_out(g)y_α)
+= −|G| Σ_α Θ_G(δ, x_α)(μ(x_α) − y_α)``,
 whose right side is equivariant in δ, so μ stays equivariant from μ = 0 and obeys the symmetrized
 network's flow sped up by |G|: ``μ^aug(t) = μ^G(|G| t)``; for gradient descent the same step map
 gives ``μ^aug(T steps of η) = μ^G(T steps of |G|η)``. Both hold for every δ and every t. The
-covariances differ (the MLP's initial function is not invariant).
+covariances differ (the MLP's initial function is not invariant). Gradient descent's stability
+limit for the augmented set, 2/λ_max of its Θ_AA, also covers the non-invariant directions (which
+the mean never excites), so it can be below the limit 2/(|G| λ_max) of the symmetrized network.
 
 Repeated training terms (Θ_AA singular otherwise), handled exactly for the summed loss:
 

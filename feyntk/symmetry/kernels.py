@@ -93,7 +93,7 @@ class SymmetrizedKernels:
 
 
 def group_average(orbit: OrbitKernels, name: str) -> np.ndarray:
-    """``A_G[a, b, i, j] = |G|⁻¹ Σ_h ρ_out(h)_ij A(x_a, ρ(h)x_b)`` (one group sum), (N, N, n_L, n_L)."""
+    """``A_G[a, b, i, j] = |G|⁻¹ Σ_h ρ_out(h)_ij A(x_a, ρ(h)x_b)``, (N, N, n_L, n_L): one group sum."""
     A = getattr(orbit, name)[0]  # (N, |G|, N): the identity row g = e
     R = orbit.group.output_matrices(orbit.nL)
     return np.einsum("ahb,hij->abij", A, R) / orbit.group.order
