@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from feyntk.errors import MemoryBudgetError, SpecError
+from feyntk.errors import MemoryBudgetError, NotAvailableError, SpecError
 from feyntk.numbers.result import InputSet, evaluate_statistics
 from feyntk.spec.config import parse_request
 from feyntk.spec.network import check_inputs
@@ -94,6 +94,7 @@ def train(config: Mapping[str, Any], *, form: str = "auto", backend: str = "auto
     net, w = req.network, req.network.widths[-1]
     inputs = InputSet.of(eval=req.inputs, train=xa)
     check_training_memory(w, inputs.N, len(xa), max_memory_bytes)
+    check_activation(net)
     stats = evaluate_statistics(net, inputs, NEEDS, net.L, form=form, backend=backend,
                                 max_memory_bytes=max_memory_bytes)
     E, A = stats.block("eval"), stats.block("train")
@@ -104,6 +105,27 @@ def train(config: Mapping[str, Any], *, form: str = "auto", backend: str = "auto
     return {"n": stats.n, "layer": net.L, "mean": {"value": mean},
             "mean1": {"value": corr.total.T}, "cov": {"value": cov},
             "mean1_parts": parts, "schedule": schedule.to_json()}
+
+
+def check_activation(net) -> None:
+    """Refuse kinked activations whose ddNTK the 1/n mean would need but that do not define it.
+
+    Under the distributional definition relu's ddNTK correlators contain δ(z)² (and δ'·H³) at one
+    sample and diverge; trained relu networks indeed have an O(n^{-1/2}) correction, not O(1/n)
+    (measured in ``tests/test_training_relu.py``).
+    """
+    act = net.activation
+    if net.L > 1 and act.regular_order < 3:
+        raise NotAvailableError(
+            f"the 1/n trained-ensemble mean is not defined for {act.name!r}: it needs the "
+            f"ddNTKs (R, S, T, U), which contain products of delta functions at one sample for "
+            "this kinked activation and diverge (softplus_β's grow with β). Real trained relu "
+            "networks agree: their finite-width correction after T ≥ 2 steps scales like "
+            "n^(-1/2), not 1/n (tests/test_training_relu.py). Use a smooth activation (gelu, "
+            "softplus_β), or {\"name\": \"relu\", \"derivatives\": \"pointwise\"} for the "
+            "σ'' = 0 value (its mean and cov are relu's exact infinite-width result; its mean1 "
+            "is what a network without kink crossings would do, which trained relu networks "
+            "do not follow either).")
 
 
 TRAIN_MEMORY_BUDGET = 2 * 1024 ** 3
