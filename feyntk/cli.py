@@ -24,7 +24,8 @@ CONFIG is a JSON file describing the network, the inputs and what to compute.
 Keys:
   widths      [n0, n1, ..., nL]: input dimension, then the width of every layer
   activation  a name (relu, leaky_relu, tanh, erf, gelu, linear, softplus, swish, sin),
-              {{"name": "leaky_relu", "slope": 0.1}}, or an expression in z like "z*tanh(z)"
+              {{"name": "leaky_relu", "slope": 0.1}}, or an expression in z like "z*tanh(z)";
+              kinks: σ'' = δ by default, {{"name": "relu", "derivatives": "pointwise"}} for σ'' = 0
   C_W, C_b    weight and bias variances (scalar, or one value per layer 1..L)
   lambda_W, lambda_b  learning rates of weights and biases (scalar or per layer)
   inputs      list of N inputs, each a list of n0 numbers
