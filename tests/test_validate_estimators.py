@@ -15,8 +15,9 @@ from feyntk.validate.estimators import (ESTIMATORS, NetworkAverages, estimate,
                                         estimate_from_fields, finalize, mean_and_cov,
                                         offdiagonal_ntk_mean, update_moments)
 
-ALL_AVERAGES = ("zz", "Hd", "Ho", "zz_zz", "Hd_Hd", "Hd_zz", "Ho_Ho", "Ho_zz", "dH_P", "dH_Q",
-                "ddI_R", "ddII_S", "ddII_T", "ddII_U")
+ALL_AVERAGES = ("z[i]z[i]", "H[ii]", "H[ij]", "z[i]z[i]z[j]z[j]", "H[ii]H[jj]", "H[ii]z[j]z[j]",
+                "H[ij]H[ij]", "H[ij]z[i]z[j]", "dH[ijj]z[i]", "dH[iij]z[j]", "ddI[iijj]",
+                "ddII[iijj]", "ddII[ijij]", "ddII[ijji]")
 
 
 def random_fields(rng, S, M, N):
@@ -93,12 +94,12 @@ def repeated_experiments(R, S, M=4, tau=0.4, seed=2):
     rng = np.random.default_rng(seed)
     cov = np.array([[1.0, 0.4], [0.4, 0.7]])
     z = scale_mixture(rng, R * S, M, tau, cov)
-    avg = jax.device_get(jax.jit(jax.vmap(NetworkAverages(("zz", "zz_zz"))))({"z": z}))
+    avg = jax.device_get(jax.jit(jax.vmap(NetworkAverages(("z[i]z[i]", "z[i]z[i]z[j]z[j]"))))({"z": z}))
     avg = {k: np.asarray(v).reshape((R, S) + v.shape[1:]) for k, v in avg.items()}
     truth = {"K": cov, "V": np.expm1(tau ** 2) * np.einsum("ab,cd->abcd", cov, cov)}
     runs = {"K": [], "V": [], "naive V": []}
     for r in range(R):
-        zz, zzzz = avg["zz"][r], avg["zz_zz"][r]
+        zz, zzzz = avg["z[i]z[i]"][r], avg["z[i]z[i]z[j]z[j]"][r]
         stack_v = np.stack([zzzz, np.broadcast_to(zz[:, :, :, None, None], zzzz.shape),
                             np.broadcast_to(zz[:, None, None], zzzz.shape)], 1)
         for name, stack, prod in (("K", zz[:, None], False), ("V", stack_v, True)):

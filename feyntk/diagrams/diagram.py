@@ -15,11 +15,12 @@ import networkx as nx
 import sympy as sp
 
 from feyntk.diagrams.expand import expand
-from feyntk.diagrams.fields import CORRELATORS, Correlator
+from feyntk.diagrams.fields import Correlator
 from feyntk.diagrams.generate import Candidate, Term, candidate_terms, generate
 from feyntk.diagrams.select import Selector
 from feyntk.diagrams.symmetry import automorphisms, group
 from feyntk.errors import NotAvailableError
+from feyntk.spec.statistic import REGISTRY, registry_token
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,13 @@ class Diagram:
 
 
 def correlator(name: str) -> Correlator:
+    """The defining correlator of a declared statistic (:mod:`feyntk.spec.statistic`)."""
     try:
-        return CORRELATORS[name]
-    except KeyError:
+        return REGISTRY[name].correlator
+    except (KeyError, TypeError):
         raise NotAvailableError(
             f"the diagram engine does not derive {name!r} yet; derivable: "
-            f"{', '.join(CORRELATORS)}") from None
+            f"{', '.join(REGISTRY)}") from None
 
 
 def candidates(name: str, selector: Selector | None = None) -> list[Candidate]:
@@ -83,9 +85,16 @@ def candidates(name: str, selector: Selector | None = None) -> list[Candidate]:
     return [cand for c in expand(corr) for cand in generate(c, corr.order) if sel.keep(cand)]
 
 
-@functools.lru_cache(maxsize=64)
 def diagrams(name: str) -> tuple[Diagram, ...]:
-    """The diagrams of statistic ``name`` (default selection rules), grouped and weighed."""
+    """The diagrams of statistic ``name`` (default selection rules), grouped and weighed.
+
+    Cached per state of the registry (:func:`feyntk.spec.statistic.registry_token`)."""
+    correlator(name)
+    return _diagrams(name, registry_token())
+
+
+@functools.lru_cache(maxsize=128)
+def _diagrams(name: str, token: int) -> tuple[Diagram, ...]:
     out = []
     for rep, G, members in group(candidates(name)):
         terms = candidate_terms(rep)
@@ -100,3 +109,14 @@ def diagrams(name: str) -> tuple[Diagram, ...]:
     order = {"gaussian": 0}
     out.sort(key=lambda d: (order.get(d.kind, 1), d.kind, str(d.terms)))
     return tuple(out)
+
+
+def sigma_order_needed(name: str, form: str = "derivative") -> int:
+    """Highest σ-derivative the recursion of ``name`` needs as an ordinary function.
+
+    ``derivative`` form: a blob's σ^{(k)} plus one derivative per leg on it; ``inverse-metric``:
+    the blob's own σ^{(k)} only (its legs become Hermite polynomials).
+    """
+    legs = form == "derivative"
+    return max((max((k for k, _ in b.sigs), default=0) + (len(b.legs) if legs else 0)
+                for d in diagrams(name) for t in d.terms for b in t.blobs), default=0)

@@ -17,15 +17,15 @@ import networkx as nx
 from matplotlib.figure import Figure
 
 from feyntk.diagrams.fields import Low, Sig
+from feyntk.spec.statistic import FIELD_KINDS
 
-_FIELD_TEX = {"z": "z", "H": r"\hat H", "dH": r"d\hat H", "ddI": r"dd\hat I", "ddII": r"dd\hat{II}"}
 _SAMPLE_TEX = {f"a{i}": rf"\alpha_{i}" for i in range(6)}
 
 
 def _ext_label(f) -> str:
     labs = "".join(f.labels)
     samples = "".join(_SAMPLE_TEX.get(s, s) for s in f.samples)
-    return rf"${_FIELD_TEX[f.kind]}_{{{labs};{samples}}}$"
+    return rf"${FIELD_KINDS[f.kind].latex}_{{{labs};{samples}}}$"
 
 
 def _blob_label(sigs) -> str:

@@ -13,23 +13,27 @@ field's external neuron slots, layer-(ℓ+1) weights ``W_{i j}`` (external slot,
 biases ``b_i``, neuron averages ``(1/n_ℓ) Σ_j`` (``averaged``) and the lower factors.
 Internal index names are local to a term; the engine renames them apart.
 
-A :class:`Correlator` defines a statistic at layer ℓ+1 as the joint cumulant of external fields
-with concrete neuron labels (distinct letters = distinct neurons), as in MATH.md §3.
+A :class:`~feyntk.spec.statistic.Correlator` (declared with its statistic in
+:mod:`feyntk.spec.statistic`) defines a statistic at layer ℓ+1 as the joint cumulant of external
+fields with concrete neuron labels (distinct letters = distinct neurons), as in MATH.md §3.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import sympy as sp
+
+from feyntk.spec.statistic import FIELD_KINDS, REGISTRY, Correlator, External  # noqa: F401
 
 # hyperparameters of layer ℓ+1 and the width ratio r = n_ℓ / n_{ℓ-1}
 C_W, C_b, lam_W, lam_b = sp.symbols("C_W C_b lambda_W lambda_b", positive=True)
 RATIO = sp.Symbol("r", positive=True)
 """Width ratio n_ℓ/n_{ℓ-1} that multiplies every layer-ℓ 1/n insertion."""
 
-NTK_KINDS = ("H", "dH", "ddI", "ddII")
-NTK_RANK = {"H": 2, "dH": 3, "ddI": 4, "ddII": 4}
+NTK_KINDS = tuple(k for k in FIELD_KINDS if k != "z")
+NTK_RANK = {k: FIELD_KINDS[k].rank for k in NTK_KINDS}
 
 
 @dataclass(frozen=True)
@@ -61,15 +65,6 @@ class MapTerm:
     averaged: tuple[str, ...] = ()
     factors: tuple[Sig | Low, ...] = ()
     name: str = ""
-
-
-@dataclass(frozen=True)
-class External:
-    """An external field of layer ℓ+1: kind (``z``, ``H``, ...), neuron labels, sample labels."""
-
-    kind: str
-    labels: tuple[str, ...]
-    samples: tuple[str, ...]
 
 
 def layer_map(kind: str, s: tuple[str, ...]) -> tuple[MapTerm, ...]:
@@ -195,57 +190,22 @@ def _ddII_map(s: tuple[str, ...]) -> tuple[MapTerm, ...]:
     )
 
 
-@dataclass(frozen=True)
-class Correlator:
-    """A statistic at layer ℓ+1 as the joint cumulant of ``fields``.
+class _Correlators(Mapping):
+    """The defining correlators of the declared statistics (a live view of the registry)."""
 
-    Attributes:
-        fields: the external fields (distinct labels = distinct neurons).
-        order: 0 for the leading kernel, 1 for the coefficient of 1/n_ℓ.
-        output: the stored array's index order, as sample labels (MATH.md §3).
-    """
+    def __getitem__(self, name: str) -> Correlator:
+        return REGISTRY[name].correlator
 
-    fields: tuple[External, ...]
-    order: int
-    output: tuple[str, ...] = field(default=())
+    def __iter__(self):
+        return iter(tuple(REGISTRY))
 
+    def __len__(self) -> int:
+        return len(REGISTRY)
 
-def _z(label, a):
-    return External("z", (label,), (a,))
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
-def _H(l1, l2, a1, a2):
-    return External("H", (l1, l2), (a1, a2))
-
-
-CORRELATORS: dict[str, Correlator] = {
-    "K": Correlator((_z("i", "a1"), _z("i", "a2")), 0, ("a1", "a2")),
-    "K1": Correlator((_z("i", "a1"), _z("i", "a2")), 1, ("a1", "a2")),
-    "V": Correlator((_z("i", "a1"), _z("i", "a2"), _z("j", "a3"), _z("j", "a4")), 1,
-                    ("a1", "a2", "a3", "a4")),
-    "Theta": Correlator((_H("i", "i", "a1", "a2"),), 0, ("a1", "a2")),
-    "Theta1": Correlator((_H("i", "i", "a1", "a2"),), 1, ("a1", "a2")),
-    "A": Correlator((_H("i", "i", "a1", "a2"), _H("j", "j", "a3", "a4")), 1,
-                    ("a1", "a2", "a3", "a4")),
-    # B[a1, a3, a2, a4] = n Cov[H_{ik;a1a2}, H_{ik;a3a4}]
-    "B": Correlator((_H("i", "j", "a1", "a2"), _H("i", "j", "a3", "a4")), 1,
-                    ("a1", "a3", "a2", "a4")),
-    "D": Correlator((_H("i", "i", "a1", "a2"), _z("j", "a3"), _z("j", "a4")), 1,
-                    ("a1", "a2", "a3", "a4")),
-    # F[a1, a3, a2, a4] = n E[H_{ik;a1a2} z_{i;a3} z_{k;a4}]
-    "F": Correlator((_H("i", "j", "a1", "a2"), _z("i", "a3"), _z("j", "a4")), 1,
-                    ("a1", "a3", "a2", "a4")),
-    "P": Correlator((External("dH", ("i", "j", "j"), ("a0", "a1", "a2")), _z("i", "a3")), 1,
-                    ("a0", "a1", "a2", "a3")),
-    "Q": Correlator((External("dH", ("i", "i", "j"), ("a0", "a1", "a2")), _z("j", "a3")), 1,
-                    ("a0", "a1", "a2", "a3")),
-    "R": Correlator((External("ddI", ("i", "i", "j", "j"), ("a0", "a1", "a2", "a3")),), 1,
-                    ("a0", "a1", "a2", "a3")),
-    "S": Correlator((External("ddII", ("i", "i", "j", "j"), ("a1", "a2", "a3", "a4")),), 1,
-                    ("a1", "a2", "a3", "a4")),
-    "T": Correlator((External("ddII", ("i", "j", "i", "j"), ("a1", "a2", "a3", "a4")),), 1,
-                    ("a1", "a2", "a3", "a4")),
-    "U": Correlator((External("ddII", ("i", "j", "j", "i"), ("a1", "a2", "a3", "a4")),), 1,
-                    ("a1", "a2", "a3", "a4")),
-}
-"""Defining correlators (MATH.md §3) of the statistics the engine derives."""
+CORRELATORS: Mapping[str, Correlator] = _Correlators()
+"""Defining correlators (MATH.md §3) of the statistics the engine derives: read from
+:data:`feyntk.spec.statistic.REGISTRY`, where each statistic is declared once."""

@@ -5,7 +5,7 @@ n_ℓ values. Splitting the sum by which indices coincide gives *blocks* (distin
 paper's propagators, or blobs) with a falling-factorial count
 ``n_ℓ(n_ℓ-1)…(n_ℓ-p+1) = n_ℓ^p − C(p,2) n_ℓ^{p-1} + …``. The layer-ℓ expectation of the product
 over blocks is then expanded to first order in 1/n_{ℓ-1} by inserting at most one vertex of
-:data:`~feyntk.diagrams.vertices.INSERTIONS`.
+:func:`~feyntk.diagrams.vertices.insertions`.
 
 Every labelled choice (blocks, insertion, leg assignment, δ-term) is a :class:`Candidate` with
 a weight (1/k! for k identical legs of one kind). Its value is a list of :class:`Term`s: the
@@ -25,7 +25,7 @@ import sympy as sp
 
 from feyntk.diagrams.expand import Contraction
 from feyntk.diagrams.fields import RATIO, Low, Sig
-from feyntk.diagrams.vertices import INSERTIONS, MEANS, DeltaTerm, Insertion
+from feyntk.diagrams.vertices import DeltaTerm, Insertion, insertions, means
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def generate(c: Contraction, order: int):
         if nv - p == order:
             yield Candidate(c, blocks)
         if nv - p + 1 == order:
-            for ins in INSERTIONS:
+            for ins in insertions():
                 w = _leg_weight(ins)
                 for legs in _leg_assignments(c, p, ins):
                     for delta in ins.terms:
@@ -166,11 +166,12 @@ def _means(cand: Candidate, blocks_of_var) -> tuple | None:
     """Means of the unconsumed NTK-type factors, or None if one vanishes."""
     out = []
     used = cand.consumed()
+    mean_of = means()
     for i, f in enumerate(cand.contraction.factors):
         if isinstance(f, Low) and i not in used:
-            if f.kind not in MEANS or len({blocks_of_var(v) for v in f.vars}) != 1:
+            if f.kind not in mean_of or len({blocks_of_var(v) for v in f.vars}) != 1:
                 return None
-            out.append((MEANS[f.kind], tuple(f.samples)))
+            out.append((mean_of[f.kind], tuple(f.samples)))
     return tuple(out)
 
 

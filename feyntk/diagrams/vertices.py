@@ -1,4 +1,4 @@
-"""The layer-ℓ interaction vertices (insertions) of the 1/n expansion, as a declarative table.
+"""The layer-ℓ interaction vertices (insertions) of the 1/n expansion, derived from declarations.
 
 Each :class:`Insertion` is one connected cumulant of layer-ℓ fields at order 1/n_{ℓ-1}
 (MATH.md §3–4): its legs are ``z`` legs (each acts as ∂/∂z on the blob it attaches to, with a
@@ -7,13 +7,29 @@ a sum of Kronecker-δ terms over the neurons its legs reach; each term names a l
 the order of its sample indices. Neuron references: ``z<k>`` is the blob of z-leg k,
 ``H<k>.<m>`` slot m of the k-th H leg; sample references ``g<k>`` and ``H<k>.s<m>``.
 
-Leading-order means (:data:`MEANS`) give the O(1) value of an NTK-type factor that no
-insertion consumes: ``E[Ĥ_{jk}] = δ_{jk} Θ``, all others vanish.
-"""
+Nothing here is typed by hand: :func:`insertions` derives the vertices from the statistics of
+:data:`feyntk.spec.statistic.REGISTRY`. An order-1 statistic whose neurons pair up (every neuron
+label occurs exactly twice, like ``H_{ij} z_{i} z_{j}``) is one δ-term of the vertex of its field
+kinds; the vertex's δ-terms are the perfect matchings of its legs' neuron slots, each matched by
+exactly one declared statistic (up to field order, field symmetries and neuron names), which fixes
+the order of the tensor's sample indices. A matching that no statistic covers, or that two
+cover, is refused (:class:`~feyntk.errors.SpecError`): this is the consistency check of the
+declarations as a whole. Other statistics (order 0, or a neuron that occurs more than twice, as
+in ``H_{ii} z_{i} z_{i}``) are derived but are not vertices.
 
+Leading-order means (:func:`means`) give the O(1) value of an NTK-type factor that no insertion
+consumes: an order-0 statistic that is the mean of one field on one neuron (``E[Ĥ_{jk}] =
+δ_{jk} Θ``); all other kinds have zero mean.
+"""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+from feyntk.diagrams.expand import perfect_matchings
+from feyntk.errors import SpecError
+from feyntk.spec.statistic import (FIELD_KINDS, REGISTRY, External, Statistic, alignments,
+                                   registry_token)
 
 
 @dataclass(frozen=True)
@@ -42,45 +58,107 @@ class Insertion:
         return tuple(dict.fromkeys(t.tensor for t in self.terms))
 
 
-INSERTIONS: tuple[Insertion, ...] = (
-    Insertion("K1", ("z", "z"), (DeltaTerm((("z0", "z1"),), "K1", ("g0", "g1")),)),
-    Insertion("V", ("z",) * 4, tuple(
-        DeltaTerm(p, "V", tuple(f"g{i}" for i in idx)) for p, idx in (
-            ((("z0", "z1"), ("z2", "z3")), (0, 1, 2, 3)),
-            ((("z0", "z2"), ("z1", "z3")), (0, 2, 1, 3)),
-            ((("z0", "z3"), ("z1", "z2")), (0, 3, 1, 2))))),
-    Insertion("Theta1", ("H",), (DeltaTerm((("H0.0", "H0.1"),), "Theta1", ("H0.s0", "H0.s1")),)),
-    Insertion("AB", ("H", "H"), (
-        DeltaTerm((("H0.0", "H0.1"), ("H1.0", "H1.1")), "A", ("H0.s0", "H0.s1", "H1.s0", "H1.s1")),
-        DeltaTerm((("H0.0", "H1.0"), ("H0.1", "H1.1")), "B", ("H0.s0", "H1.s0", "H0.s1", "H1.s1")),
-        DeltaTerm((("H0.0", "H1.1"), ("H0.1", "H1.0")), "B", ("H0.s0", "H1.s1", "H0.s1", "H1.s0")))),
-    Insertion("DF", ("H", "z", "z"), (
-        DeltaTerm((("H0.0", "H0.1"), ("z0", "z1")), "D", ("H0.s0", "H0.s1", "g0", "g1")),
-        DeltaTerm((("H0.0", "z0"), ("H0.1", "z1")), "F", ("H0.s0", "g0", "H0.s1", "g1")),
-        DeltaTerm((("H0.0", "z1"), ("H0.1", "z0")), "F", ("H0.s0", "g1", "H0.s1", "g0")))),
-    Insertion("PQ", ("dH", "z"), (
-        DeltaTerm((("dH0.0", "z0"), ("dH0.1", "dH0.2")), "P",
-                  ("dH0.s0", "dH0.s1", "dH0.s2", "g0")),
-        DeltaTerm((("dH0.0", "dH0.1"), ("dH0.2", "z0")), "Q",
-                  ("dH0.s0", "dH0.s1", "dH0.s2", "g0")),
-        DeltaTerm((("dH0.0", "dH0.2"), ("dH0.1", "z0")), "Q",
-                  ("dH0.s0", "dH0.s2", "dH0.s1", "g0")))),
-    Insertion("R", ("ddI",), (
-        DeltaTerm((("ddI0.0", "ddI0.1"), ("ddI0.2", "ddI0.3")), "R",
-                  ("ddI0.s0", "ddI0.s1", "ddI0.s2", "ddI0.s3")),
-        DeltaTerm((("ddI0.0", "ddI0.2"), ("ddI0.3", "ddI0.1")), "R",
-                  ("ddI0.s0", "ddI0.s2", "ddI0.s3", "ddI0.s1")),
-        DeltaTerm((("ddI0.0", "ddI0.3"), ("ddI0.1", "ddI0.2")), "R",
-                  ("ddI0.s0", "ddI0.s3", "ddI0.s1", "ddI0.s2")))),
-    Insertion("STU", ("ddII",), (
-        DeltaTerm((("ddII0.0", "ddII0.1"), ("ddII0.2", "ddII0.3")), "S",
-                  ("ddII0.s0", "ddII0.s1", "ddII0.s2", "ddII0.s3")),
-        DeltaTerm((("ddII0.0", "ddII0.2"), ("ddII0.1", "ddII0.3")), "T",
-                  ("ddII0.s0", "ddII0.s1", "ddII0.s2", "ddII0.s3")),
-        DeltaTerm((("ddII0.0", "ddII0.3"), ("ddII0.1", "ddII0.2")), "U",
-                  ("ddII0.s0", "ddII0.s1", "ddII0.s2", "ddII0.s3")))),
-)
-"""Every order-1/n vertex of layer ℓ. Adding a statistic adds one entry here."""
+def leg_refs(legs: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Neuron refs and sample refs of the legs, in leg order (see the module docstring)."""
+    slots, samples, count = [], [], {}
+    for kind in legs:
+        k = count.get(kind, 0)
+        count[kind] = k + 1
+        if kind == "z":
+            slots.append(f"z{k}")
+            samples.append(f"g{k}")
+        else:
+            slots += [f"{kind}{k}.{m}" for m in range(FIELD_KINDS[kind].rank)]
+            samples += [f"{kind}{k}.s{m}" for m in range(FIELD_KINDS[kind].rank)]
+    return slots, samples
 
-MEANS = {"H": "Theta"}
-"""Leading-order means of NTK-type fields (diagonal only); kinds not listed have zero mean."""
+
+def is_vertex(stat: Statistic) -> bool:
+    """Order 1 and every neuron label on exactly two slots: a δ-term of a layer-ℓ vertex."""
+    fields = stat.correlator.fields
+    return stat.order == 1 and all(sum(f.labels.count(x) for f in fields) == 2
+                                   for x in stat.labels)
+
+
+def legs_of(stat: Statistic) -> tuple[str, ...]:
+    """The vertex's legs: NTK-type kinds first (in MATH.md order), then the z legs."""
+    kinds = [f.kind for f in stat.correlator.fields]
+    order = list(FIELD_KINDS)
+    ntk = sorted((k for k in kinds if k != "z"), key=order.index)
+    return tuple(ntk) + ("z",) * kinds.count("z")
+
+
+def _leg_fields(legs, matching) -> tuple[External, ...]:
+    """The legs as fields whose neuron labels are the matching's pairs and samples the refs."""
+    slots, samples = leg_refs(legs)
+    pair = {s: str(k) for k, (a, b) in enumerate(matching) for s in (a, b)}
+    out, pos = [], 0
+    for kind in legs:
+        r = FIELD_KINDS[kind].rank
+        out.append(External(kind, tuple(pair[s] for s in slots[pos:pos + r]),
+                            tuple(samples[pos:pos + r])))
+        pos += r
+    return tuple(out)
+
+
+def _delta_term(stat: Statistic, legs, matching) -> DeltaTerm | None:
+    """The δ-term of ``stat`` for one matching of the legs' slots, or None if it is not its."""
+    targets = _leg_fields(legs, matching)
+    for perm, images, _ in alignments(stat.correlator.fields, targets):
+        sample = {s: t for img, k in zip(images, perm)
+                  for s, t in zip(img.samples, targets[k].samples)}
+        return DeltaTerm(tuple(matching), stat.name, tuple(sample[a] for a in stat.output))
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _derive(token: int) -> tuple[tuple[Insertion, ...], dict[str, str]]:
+    stats = list(REGISTRY.values())
+    groups: dict[tuple[str, ...], list[Statistic]] = {}
+    for s in stats:
+        if is_vertex(s):
+            groups.setdefault(legs_of(s), []).append(s)
+    out = []
+    for legs, members in groups.items():
+        terms = []
+        for m, matching in enumerate(perfect_matchings(leg_refs(legs)[0])):
+            found = [(stats.index(s), m, t) for s in members
+                     if (t := _delta_term(s, legs, matching)) is not None]
+            if not found:
+                raise SpecError(
+                    f"the layer-ℓ vertex with legs {legs} has the neuron pattern "
+                    f"{' '.join(f'δ({a},{b})' for a, b in matching)}, but none of the declared "
+                    f"statistics {[s.name for s in members]} is that pattern: declare it, "
+                    "or the recursions would miss its contributions")
+            if len(found) > 1:
+                raise SpecError(
+                    f"the neuron pattern {matching} of the vertex with legs {legs} is declared "
+                    f"twice: {[stats[i].name for i, _, _ in found]}")
+            terms.append(found[0])
+        terms = tuple(t for _, _, t in sorted(terms, key=lambda x: x[:2]))
+        name = "".join(dict.fromkeys(t.tensor for t in terms))
+        out.append(Insertion(name, legs, terms))
+    means = {}
+    for s in stats:
+        fields = s.correlator.fields
+        if s.order == 0 and len(fields) == 1 and len(s.labels) == 1 and fields[0].kind != "z":
+            means.setdefault(fields[0].kind, s.name)
+    return tuple(out), means
+
+
+def insertions() -> tuple[Insertion, ...]:
+    """Every order-1/n vertex of layer ℓ, derived from the declared statistics."""
+    return _derive(registry_token())[0]
+
+
+def means() -> dict[str, str]:
+    """Leading-order means of NTK-type fields (diagonal only); kinds not listed have zero mean."""
+    return dict(_derive(registry_token())[1])
+
+
+def __getattr__(name):  # the tables as module attributes, derived on access
+    if name == "INSERTIONS":
+        return insertions()
+    if name == "MEANS":
+        return means()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from feyntk.diagrams.diagram import correlator, diagrams
+from feyntk.spec.statistic import registry_token
 
 SLOTS = "abcdefgh"
 FORMS = ("derivative", "inverse-metric")
@@ -203,13 +204,18 @@ def _canonical_read(r: Read, groups: dict, tables: dict) -> Read:
     return Read(r.array, _canon_index(r.index, groups[r.array]))
 
 
-@functools.lru_cache(maxsize=256)
 def lower(name: str, form: str, smooth: bool = True) -> Lowered:
     """Lower statistic ``name``'s diagram terms in ``form`` to products of reads.
 
     ``smooth=False`` (kinked activations): in the derivative form the legs pick samples and
     differentiate the blob's product as one distribution (``"dist"`` tables), as the oracle does.
+    Cached per state of the statistic registry.
     """
+    return _lower(name, form, smooth, registry_token())
+
+
+@functools.lru_cache(maxsize=256)
+def _lower(name: str, form: str, smooth: bool, token: int) -> Lowered:
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     output = tuple(correlator(name).output)
@@ -322,7 +328,7 @@ def _invariant(name: str, perm: tuple[int, ...], groups: dict) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _symmetries(names: tuple[str, ...]) -> dict[str, tuple[tuple[int, ...], ...]]:
+def _symmetries(names: tuple[str, ...], token: int) -> dict[str, tuple[tuple[int, ...], ...]]:
     allnames = _closure_tensors(names)
     groups = {n: tuple(itertools.permutations(range(_rank(n)))) for n in allnames}
     changed = True
@@ -341,16 +347,16 @@ def symmetries(names) -> dict[str, tuple[tuple[int, ...], ...]]:
     Returns a dict over the closure of ``names`` (K included); each value is a permutation group
     as a tuple of tuples (identity first).
     """
-    return _symmetries(tuple(sorted(set(names))))
+    return _symmetries(tuple(sorted(set(names))), registry_token())
 
 
 def diagram_hash(names) -> str:
     """Hash of the diagram terms of ``names`` (part of every cache key)."""
-    return _diagram_hash(tuple(sorted(set(names))))
+    return _diagram_hash(tuple(sorted(set(names))), registry_token())
 
 
 @functools.lru_cache(maxsize=64)
-def _diagram_hash(names: tuple[str, ...]) -> str:
+def _diagram_hash(names: tuple[str, ...], token: int) -> str:
     h = hashlib.sha256()
     for n in sorted(set(names)):
         h.update(n.encode())

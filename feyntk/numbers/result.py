@@ -3,7 +3,7 @@
 :class:`Statistics` holds the tensors of one layer evaluated on an ordered set of inputs split
 into named blocks (e.g. ``"eval"`` and ``"train"``), so that consumers (training, symmetry) select
 inputs by name instead of slicing concatenated index lists. Its :meth:`Statistics.cumulant`
-expands a declared vertex of :data:`feyntk.diagrams.vertices.INSERTIONS` into a dense array over
+expands a declared vertex of :func:`feyntk.diagrams.vertices.insertions` into a dense array over
 *explicit* neuron labels ``0..width-1`` by summing the vertex's declared Kronecker-δ terms — the
 single place where the neuron structure of MATH.md §3 lives, e.g.
 
@@ -20,18 +20,29 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from feyntk.diagrams.vertices import INSERTIONS, Insertion
+from feyntk.diagrams.vertices import Insertion, insertions, leg_refs
 from feyntk.errors import SpecError
 from feyntk.spec.statistic import get_statistic
 
-_RANK = {"z": 1, "H": 2, "dH": 3, "ddI": 4, "ddII": 4}
-"""Neuron slots (= sample slots) of each leg kind."""
 
-VERTICES: dict[str, Insertion] = {v.name: v for v in INSERTIONS}
+class _Vertices(Mapping):
+    """The vertices by name (a live view of :func:`feyntk.diagrams.vertices.insertions`)."""
+
+    def __getitem__(self, name: str) -> Insertion:
+        return {v.name: v for v in insertions()}[name]
+
+    def __iter__(self):
+        return iter([v.name for v in insertions()])
+
+    def __len__(self) -> int:
+        return len(insertions())
+
+
+VERTICES: Mapping[str, Insertion] = _Vertices()
 
 
 @dataclass(frozen=True)
@@ -156,17 +167,7 @@ class Statistics:
 
 def _leg_refs(v: Insertion) -> tuple[list[str], list[str]]:
     """Neuron refs and sample refs of a vertex's legs, in leg order (see vertices.py)."""
-    slots, samples, count = [], [], {}
-    for kind in v.legs:
-        k = count.get(kind, 0)
-        count[kind] = k + 1
-        if kind == "z":
-            slots.append(f"z{k}")
-            samples.append(f"g{k}")
-        else:
-            slots += [f"{kind}{k}.{m}" for m in range(_RANK[kind])]
-            samples += [f"{kind}{k}.s{m}" for m in range(_RANK[kind])]
-    return slots, samples
+    return leg_refs(v.legs)
 
 
 def _delta_tensor(slots: list[str], pairs, width: int) -> np.ndarray:

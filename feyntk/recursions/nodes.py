@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from feyntk.spec.statistic import REGISTRY
+
 
 def sample_symbol(label: str) -> sp.Symbol:
     """``a1`` -> α₁ (external sample), ``g0`` -> γ₁ (dummy sample)."""
@@ -89,14 +91,11 @@ class DummySum(sp.Expr):
         return f"Sum[{','.join(printer._print(g) for g in self.args[1:])}]({printer._print(self.args[0])})"
 
 
-_TENSOR_LATEX = {"K": "K", "K1": "K^{1}", "V": "V", "Theta": r"\Theta", "Theta1": r"\Theta^{1}",
-                 "A": "A", "B": "B", "D": "D", "F": "F", "P": "P", "Q": "Q", "R": "R", "S": "S",
-                 "T": "T", "U": "U"}
-
-
 def tensor(name: str, layer: str = r"\ell") -> sp.IndexedBase:
-    """The IndexedBase of a statistic at a layer (LaTeX ``V^{(\\ell)}`` etc.)."""
-    sym = _TENSOR_LATEX.get(name, name)
+    """The IndexedBase of a statistic at a layer (LaTeX ``V^{(\\ell)}`` etc.), with the symbol
+    declared in :mod:`feyntk.spec.statistic`."""
+    stat = REGISTRY.get(name)
+    sym = stat.latex if stat is not None else name
     if "^" in sym:
         base, sup = sym.split("^", 1)
         return sp.IndexedBase(f"{base}^{{{sup[1:-1]},({layer})}}")

@@ -1,7 +1,9 @@
 """Monte Carlo estimates of the fifteen order-1/n statistics, with standard errors (MATH.md §3, §5).
 
-Each tensor is read off the distinct-neuron correlator of MATH.md §3 (``i ≠ j`` two neurons of
-layer ℓ, ``n = n_{ℓ-1}``):
+Each tensor is read off its defining correlator, declared once in :mod:`feyntk.spec.statistic`
+(``i ≠ j`` two neurons of layer ℓ, ``n = n_{ℓ-1}``); :func:`estimator_for` derives the estimator
+from the declaration (the neuron pattern of each per-network average, the product terms of the
+cumulant that survive, the stored index order). For the fifteen statistics of MATH.md §3:
 
     K      = E[z_{i;a1} z_{i;a2}]                      Theta  = E[H_{ii;a1a2}]
     K1     = n (E[z_{i;a1} z_{i;a2}] − K∞)             Theta1 = n (E[H_{ii;a1a2}] − Θ∞)
@@ -32,6 +34,8 @@ Estimation (invariants):
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
@@ -41,68 +45,58 @@ import numpy as np
 
 from feyntk.errors import SpecError
 from feyntk.spec.config import Request, check_samples, parse_request
+from feyntk.spec.statistic import REGISTRY, External, Statistic, equivalent
 from feyntk.validate.sample import FIELDS, plan_sampling, sample_fields
 
 jax.config.update("jax_enable_x64", True)
 
-_STORED = (0, 2, 1, 3)   # natural (a1,a2,a3,a4) -> stored (a1,a3,a2,a4) for B and F
-
-
 # -- per-network averages ---------------------------------------------------------------------
-def _pair_mean(f: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
-    """mean over ordered pairs i ≠ j of f_i ⊗ g_j; f: (M, *s), g: (M, *t) -> (*s, *t)."""
-    M = f.shape[0]
-    sf, sg = f.sum(0), g.sum(0)
-    total = jnp.tensordot(sf, sg, axes=0)
-    same = jnp.tensordot(f, g, axes=([0], [0]))
-    return (total - same) / (M * (M - 1))
+_AVERAGE_RE = re.compile(r"(\w+?)\[([i-p]+)\]")
 
 
-def _offdiag(t: jnp.ndarray) -> jnp.ndarray:
-    """t[i, j, ...] with the i = j entries zeroed, divided by the number M(M−1) of pairs i ≠ j."""
-    M = t.shape[0]
-    mask = (1.0 - jnp.eye(M)).reshape((M, M) + (1,) * (t.ndim - 2))
-    return t * mask / (M * (M - 1))
+def average_name(fields: Sequence[External]) -> str:
+    """Canonical name of the per-network average of a product of fields: ``"H[ij]z[i]z[j]"``.
+
+    Neurons are renamed i, j, ... in order of appearance; the average's sample axes are the
+    fields' sample slots in order. The name alone defines the computation (:func:`network_average`).
+    """
+    rename: dict[str, str] = {}
+    for f in fields:
+        for x in f.labels:
+            rename.setdefault(x, "ijklmnop"[len(rename)])
+    return "".join(f"{f.kind}[{''.join(rename[x] for x in f.labels)}]" for f in fields)
 
 
-def _zz(f):
-    return jnp.einsum("ia,ib->iab", f["z"], f["z"])
+def _parse_average(name: str) -> list[tuple[str, str]]:
+    parts = _AVERAGE_RE.findall(name)
+    if not parts or "".join(f"{k}[{n}]" for k, n in parts) != name:
+        raise SpecError(f"not a per-network average: {name!r} (write fields like 'H[ij]z[i]')")
+    return parts
 
 
-def _hd(f):
-    return jnp.einsum("iiab->iab", f["H"])
+def network_average(name: str, f: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+    """One network's average of the product ``name`` over its M sampled neurons.
+
+    One neuron label: the mean over neurons i; two: the mean over ordered pairs i ≠ j (distinct
+    labels are distinct neurons, MATH.md §3). Shape (N,)*(number of sample slots).
+    """
+    parts = _parse_average(name)
+    letters = "".join(dict.fromkeys(x for _, labels in parts for x in labels))
+    samples = iter("abcdefghqrstuvwxyz")
+    subs = [labels + "".join(next(samples) for _ in labels) for _, labels in parts]
+    out = "".join(sub[len(labels):] for sub, (_, labels) in zip(subs, parts))
+    ops = [f[kind] for kind, _ in parts]
+    M = ops[0].shape[0]
+    if len(letters) == 1:
+        return jnp.einsum(",".join(subs) + "->" + out, *ops) / M
+    if len(letters) == 2:
+        mask = (1.0 - jnp.eye(M)) / (M * (M - 1))
+        return jnp.einsum(",".join([letters] + subs) + "->" + out, mask, *ops)
+    raise NotImplementedError(f"{name}: averages over more than two distinct neurons")
 
 
-def _pair_sum(diag: str, field: str):
-    """mean over i ≠ j of a field's neuron pattern (``diag`` like "iijj"), shape (N,)*rank."""
-    def average(f):
-        t = f[field]
-        k = t.ndim // 2
-        samples = "abcdef"[:k]
-        return _offdiag(jnp.einsum(f"{diag}{samples}->ij{samples}", t)).sum((0, 1))
-    return average
-
-
-_AVERAGES = {
-    # name: (fields, per-network average over neurons or ordered distinct pairs), MATH.md order
-    "zz": (("z",), lambda f: _zz(f).mean(0)),
-    "Hd": (("H",), lambda f: _hd(f).mean(0)),
-    "Ho": (("H",), _pair_sum("ij", "H")),
-    "zz_zz": (("z",), lambda f: _pair_mean(_zz(f), _zz(f))),
-    "Hd_Hd": (("H",), lambda f: _pair_mean(_hd(f), _hd(f))),
-    "Hd_zz": (("H", "z"), lambda f: _pair_mean(_hd(f), _zz(f))),
-    "Ho_Ho": (("H",), lambda f: jnp.einsum("ijab,ijcd->abcd", _offdiag(f["H"]), f["H"])),
-    "Ho_zz": (("H", "z"), lambda f: jnp.einsum("ijab,ic,jd->abcd", _offdiag(f["H"]),
-                                               f["z"], f["z"])),
-    "dH_P": (("dH", "z"), lambda f: jnp.einsum(
-        "ijabc,id->abcd", _offdiag(jnp.einsum("ijjabc->ijabc", f["dH"])), f["z"])),
-    "dH_Q": (("dH", "z"), lambda f: jnp.einsum(
-        "ijabc,jd->abcd", _offdiag(jnp.einsum("iijabc->ijabc", f["dH"])), f["z"])),
-    "ddI_R": (("ddI",), _pair_sum("iijj", "ddI")),
-    "ddII_S": (("ddII",), _pair_sum("iijj", "ddII")),
-    "ddII_T": (("ddII",), _pair_sum("ijij", "ddII")),
-    "ddII_U": (("ddII",), _pair_sum("ijji", "ddII")),
-}
+def _kinds(name: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(k for k, _ in _parse_average(name)))
 
 
 @dataclass(frozen=True)
@@ -112,7 +106,7 @@ class NetworkAverages:
     names: tuple[str, ...]
 
     def __call__(self, fields: Mapping[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
-        return {n: _AVERAGES[n][1](fields) for n in self.names}
+        return {n: network_average(n, fields) for n in self.names}
 
 
 # -- the statistics ---------------------------------------------------------------------------
@@ -134,47 +128,117 @@ class Estimator:
     @property
     def pairs(self) -> bool:
         """Whether two distinct neurons are needed."""
-        return self.a not in ("zz", "Hd")
+        return len({x for _, labels in _parse_average(self.a) for x in labels}) > 1
 
     @property
     def averages(self) -> tuple[str, ...]:
         return (self.a,) + (self.product or ())
 
 
-ESTIMATORS: dict[str, Estimator] = {
-    "K": Estimator("zz", order=0, note="E[z_{i;a1} z_{i;a2}] at finite width (= K + K1/n + ...)"),
-    "K1": Estimator("zz", offset="K", note="n (E[z_{i;a1} z_{i;a2}] - K_inf) = K1 + O(1/n), "
-                    "K_inf from feyntk.numbers.infinite.infinite_kernels (its error not in se)"),
-    "V": Estimator("zz_zz", ("zz", "zz"),
-                   note="n (E[z_i z_i z_j z_j] - E[zz]E[zz]), product by U-statistic"),
-    "Theta": Estimator("Hd", order=0, note="E[H_{ii;a1a2}] at finite width (= Theta + Theta1/n + "
-                       "...)"),
-    "Theta1": Estimator("Hd", offset="Theta", note="n (E[H_{ii;a1a2}] - Theta_inf) = Theta1 + "
-                        "O(1/n), Theta_inf from feyntk.numbers.infinite.infinite_kernels"),
-    "A": Estimator("Hd_Hd", ("Hd", "Hd"),
-                   note="n (E[H_ii H_jj] - E[H_ii]E[H_jj]), product by U-statistic"),
-    "B": Estimator("Ho_Ho", perm=_STORED,
-                   note="B[a1,a3,a2,a4] = n E[H_{ij;a1a2} H_{ij;a3a4}] (E[H_ij] = 0 exactly)"),
-    "D": Estimator("Hd_zz", ("Hd", "zz"),
-                   note="n (E[H_ii z_j z_j] - E[H_ii]E[z_j z_j]), product by U-statistic"),
-    "F": Estimator("Ho_zz", perm=_STORED, note="F[a1,a3,a2,a4] = n E[H_{ij;a1a2} z_{i;a3} "
-                   "z_{j;a4}] (E[H_ij] E[z_i z_j] = 0 exactly)"),
-    "P": Estimator("dH_P", note="n E[dH_{ijj;a0a1a2} z_{i;a3}]"),
-    "Q": Estimator("dH_Q", note="n E[dH_{iij;a0a1a2} z_{j;a3}]"),
-    "R": Estimator("ddI_R", note="n E[ddI_{iijj;a0a1a2a3}]"),
-    "S": Estimator("ddII_S", note="n E[ddII_{iijj;a1a2a3a4}]"),
-    "T": Estimator("ddII_T", note="n E[ddII_{ijij;a1a2a3a4}]"),
-    "U": Estimator("ddII_U", note="n E[ddII_{ijji;a1a2a3a4}]"),
-}
-"""One entry per tensor of :data:`feyntk.spec.statistic.TENSOR_NAMES`."""
+def _even(fields: Sequence[External]) -> bool:
+    """Whether every neuron occurs an even number of times (else E[Π fields] = 0 exactly)."""
+    counts: dict[str, int] = {}
+    for f in fields:
+        for x in f.labels:
+            counts[x] = counts.get(x, 0) + 1
+    return all(c % 2 == 0 for c in counts.values())
+
+
+def _set_partitions(items: list) -> list[list[list]]:
+    if not items:
+        return [[]]
+    first, rest = items[0], items[1:]
+    out = []
+    for part in _set_partitions(rest):
+        out.append([[first]] + part)
+        for k in range(len(part)):
+            out.append(part[:k] + [[first] + part[k]] + part[k + 1:])
+    return out
+
+
+def _text(fields) -> str:
+    return " ".join(f.text() for f in fields)
+
+
+@functools.lru_cache(maxsize=256)
+def estimator_for(stat: Statistic) -> Estimator:
+    """The Monte Carlo estimator of a declared statistic, derived from its correlator.
+
+    The correlator is the joint cumulant of its fields, ``Σ_π (−1)^{|π|−1}(|π|−1)! Π_B E[B]`` over
+    set partitions π; blocks in which some neuron occurs an odd number of times vanish exactly
+    (the sign flip of that neuron's incoming weights and bias) and are left out, which only
+    removes noise. What remains must be ``E[all]`` or ``E[all] − E[x]E[y]`` (the product by the
+    U-statistic). An order-1 statistic with the correlator of an order-0 one (K¹, Θ¹) is
+    ``n (E[...] − its infinite-width value)``.
+    """
+    corr = stat.correlator
+    fields = list(corr.fields)
+    rest = [p for p in _set_partitions(list(range(len(fields))))
+            if len(p) > 1 and all(_even([fields[k] for k in block]) for block in p)]
+    if any(len(p) > 2 for p in rest) or len(rest) > 1:
+        raise NotImplementedError(
+            f"{stat.name}: the Monte Carlo estimator supports E[a] − E[x]E[y]; the cumulant of "
+            f"{_text(fields)} has the product terms {rest}")
+    product, blocks = None, [list(range(len(fields)))]
+    if rest:
+        blocks = [sorted(b) for b in sorted(rest[0], key=min)]
+        product = tuple(average_name([fields[k] for k in b]) for b in blocks)
+    ordered = [fields[k] for b in blocks for k in b]
+    natural = tuple(s for f in ordered for s in f.samples)
+    perm = tuple(natural.index(s) for s in corr.output)
+    offset = None
+    if corr.order == 1:
+        offset = next((s.name for s in REGISTRY.values()
+                       if s.order == 0 and equivalent(s.correlator.fields, corr.fields)), None)
+    stored = f"{stat.name}[{','.join(corr.output)}] = " if corr.output != natural else ""
+    scale = "n " if corr.order else ""
+    if offset is not None:
+        note = (f"n (E[{_text(fields)}] - {offset}_inf) = {stat.name} + O(1/n), {offset}_inf "
+                "from feyntk.numbers.infinite.infinite_kernels (its error not in se)")
+    elif corr.order == 0:
+        first = next((s.name for s in REGISTRY.values()
+                      if s.order == 1 and equivalent(s.correlator.fields, corr.fields)), None)
+        tail = f"{first}/n + ..." if first else "O(1/n)"
+        note = f"E[{_text(fields)}] at finite width (= {stat.name} + {tail})"
+    elif product is not None:
+        x, y = ([fields[k] for k in b] for b in blocks)
+        note = (f"{stored}{scale}(E[{_text(ordered)}] - E[{_text(x)}]E[{_text(y)}]), product "
+                "by U-statistic")
+    else:
+        note = f"{stored}{scale}E[{_text(fields)}]"
+    dropped = len(_set_partitions(list(range(len(fields))))) - 1 - len(rest)
+    if dropped and corr.order and offset is None:
+        note += " (terms odd in a neuron vanish exactly and are left out)"
+    return Estimator(average_name(ordered), product, corr.order, offset,
+                     None if perm == tuple(range(len(perm))) else perm, note)
+
+
+class _Estimators(Mapping):
+    """The estimator of every declared statistic (a live view of the registry)."""
+
+    def __getitem__(self, name: str) -> Estimator:
+        if name not in REGISTRY:
+            raise KeyError(name)
+        return estimator_for(REGISTRY[name])
+
+    def __iter__(self):
+        return iter(tuple(REGISTRY))
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+
+ESTIMATORS: Mapping[str, Estimator] = _Estimators()
+"""One entry per tensor of :data:`feyntk.spec.statistic.TENSOR_NAMES`, derived from its
+declaration by :func:`estimator_for`."""
 
 _DIAGNOSTICS = {"offdiagonal_ntk_mean": Estimator(
-    "Ho", order=0, note="E[H_{ij;a1a2}], i != j: exactly 0 by symmetry (a sanity check)")}
+    "H[ij]", order=0, note="E[H_{ij;a1a2}], i != j: exactly 0 by symmetry (a sanity check)")}
 
 
 def fields_needed(estimators) -> tuple[str, ...]:
     """Fields (subset of FIELDS, in order) that the given estimators need."""
-    need = {f for e in estimators for a in e.averages for f in _AVERAGES[a][0]}
+    need = {f for e in estimators for a in e.averages for f in _kinds(a)}
     return tuple(f for f in FIELDS if f in need)
 
 

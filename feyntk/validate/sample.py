@@ -44,11 +44,13 @@ import numpy as np
 
 from feyntk.errors import MemoryBudgetError, SpecError
 from feyntk.spec.network import Network, check_inputs
+from feyntk.spec.statistic import FIELD_KINDS
 
 jax.config.update("jax_enable_x64", True)
 
-FIELDS: tuple[str, ...] = ("z", "H", "dH", "ddI", "ddII")
-"""The random tensors the sampler can produce, in MATH.md order."""
+FIELDS: tuple[str, ...] = tuple(FIELD_KINDS)
+"""The random tensors the sampler can produce, in MATH.md order (:data:`FIELD_KINDS`); each has
+a branch in :func:`network_fields` that computes it from its definition."""
 
 DEFAULT_MAX_MEMORY_BYTES = 2 * 1024 ** 3
 """Default budget for one chunk of networks (2 GiB)."""
@@ -60,8 +62,9 @@ CPU_CHUNK_BYTES = 32 * 1024 ** 2
 """On CPU, default chunks are sized for this much memory: small chunks stay in cache (measured
 up to 3x faster for H on a 2-core CPU), while accelerators want the largest chunk that fits."""
 
-_SIGMA_ORDER = {"z": 0, "H": 1, "dH": 2, "ddI": 3, "ddII": 2}
+_SIGMA_ORDER = {k: v.sigma_order for k, v in FIELD_KINDS.items()}
 _DEFAULT_NEURONS = {"z": None, "H": 16, "dH": 4, "ddI": 2, "ddII": 3}
+assert set(_DEFAULT_NEURONS) == set(FIELDS), "a default neuron count for every field kind"
 _SAFETY = 1.25
 
 
