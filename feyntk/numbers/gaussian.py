@@ -40,6 +40,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import roots_hermitenorm
 
 from feyntk.errors import DegenerateKernelError, QuadratureWarning
+from feyntk.numbers.pairs import mehler_pairs
 from feyntk.spec.activation import Activation, with_derivatives
 
 RTOL = 1e-12
@@ -801,8 +802,10 @@ def pair_table(act: Activation, K, k1: int = 0, k2: int | None = None, *,
         act: the activation.
         K: (N, N) covariance of the preactivations.
         k1, k2: derivative orders (k2 defaults to k1).
-        method: ``"auto"`` (closed form when one exists, else quadrature), ``"closed"`` or
-            ``"quadrature"``.
+        method: ``"auto"`` (closed form when one exists, else quadrature), ``"closed"``,
+            ``"quadrature"`` (smooth σ: Mehler's expansion, :mod:`feyntk.numbers.pairs`, with
+            the polar rule for the pairs it does not resolve; kinked σ: the polar rule) or
+            ``"polar"`` (the 2-d polar rule of :func:`expect` for every pair: the oracle).
         labels: names of the samples for error messages (default: their indices).
     """
     k2 = k1 if k2 is None else k2
@@ -822,13 +825,20 @@ def pair_table(act: Activation, K, k1: int = 0, k2: int | None = None, *,
     if value is None:
         f1, f2 = act.numpy(k1), act.numpy(k2)
         cov = np.stack([np.stack([Kaa, Kab], -1), np.stack([Kab, Kbb], -1)], -2)
+        eigen_directions(cov)  # the refusals of expect (finite, PSD) for every pair
+        todo = np.ones(len(Kab), bool)
+        value, err = np.empty(len(Kab)), np.empty(len(Kab))
+        if method != "polar" and act.is_smooth:  # Mehler's expansion, all pairs at once
+            v, e, ok = mehler_pairs(f1, f2, np.diagonal(K), iu[0], iu[1], Kab, same=k1 == k2)
+            value[ok], err[ok], todo = v[ok], e[ok], ~ok
 
         def integrand(z):
             with np.errstate(over="ignore", under="ignore"):
                 return f1(z[:, 0]) * f2(z[:, 1])
 
-        est = expect(integrand, cov, rtol=rtol, kinks=act.kinks)
-        value, err = est.value, est.error
+        if np.any(todo):  # the 2-d polar rule (kinked σ, or samples Mehler did not resolve)
+            est = expect(integrand, cov[todo], rtol=rtol, kinks=act.kinks)
+            value[todo], err[todo] = est.value, est.error
     V = np.empty((N, N))
     E = np.empty((N, N))
     V[iu] = value
