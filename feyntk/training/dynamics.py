@@ -32,6 +32,7 @@ enter the mean. The derivatives are exact (JAX forward mode through the iterated
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -157,57 +158,76 @@ def mean_correction(stats, schedule: Schedule, y: np.ndarray, lam_max: float,
             ``train`` holding K, Θ, Θ¹, A, B, P, Q, R, S, T, U.
         schedule: a finite schedule (T < ∞ steps, or flow to t < ∞).
         y: (N_A, n_L) targets; width: n_L.
+
+    The derivatives are one jitted JAX function per (schedule, blocks, widths), compiled once
+    per process and reused by later calls with other tensors or targets.
     """
-    jax = _jax()
-    jnp = jax.numpy
     A, E = stats.block("train"), stats.block("eval")
     N, w = stats.inputs.N, width
-    F = trained_outputs(schedule, A, E, y.T, lam_max)
-    z0 = jnp.zeros((w, N))
-    H0 = jnp.asarray(stats.mean_ntk(w))
-    dH0 = jnp.zeros((w,) * 3 + (N,) * 3)
-    dd0 = jnp.zeros((w,) * 4 + (N,) * 4)
-    leading = F(z0, H0, dH0, dd0, dd0)
-
-    # Θ¹: first derivative along δΘ¹
-    th1 = jnp.asarray(stats.cumulant("Theta1", w))
-    c_th1 = jax.jvp(lambda H: F(z0, H, dH0, dd0, dd0), (H0,), (th1,))[1]
-
-    # A, B: ½ Σ Cov(Ĥ_a, Ĥ_b) ∂_a ∂_b F over the entries F reads, Ĥ[:, :, :, A]
+    lam_key = float(lam_max) if schedule.kind == "flow" else 0.0
+    run = _corrector(schedule, tuple(int(a) for a in A), tuple(int(e) for e in E), N, w,
+                     lam_key)
+    H0 = stats.mean_ntk(w)
+    th1 = stats.cumulant("Theta1", w)
+    # A, B: the rows of Cov(Ĥ_a, Ĥ_b) over the entries F reads, Ĥ[:, :, :, A]
     cov = stats.cumulant("AB", w)                    # [i0,i1,i2,i3,s0,s1,s2,s3]
     idx = np.array(np.meshgrid(np.arange(w), np.arange(w), np.arange(N), A,
                                indexing="ij")).reshape(4, -1).T
     rows = cov[idx[:, 0], idx[:, 1], :, :, idx[:, 2], idx[:, 3]]   # [m, i2, i3, s2, s3]
-
-    def second_H(m_dir, row):
-        basis = jnp.zeros((w, w, N, N)).at[tuple(m_dir)].set(1.0)
-        inner = lambda H: jax.jvp(lambda H_: F(z0, H_, dH0, dd0, dd0), (H,), (row,))[1]
-        return jax.jvp(inner, (H0,), (basis,))[1]
-
-    c_ab = 0.5 * jax.vmap(second_H)(jnp.asarray(idx), jnp.asarray(rows)).sum(0)
-
-    # P, Q: Σ n E[dĤ_q z₀_c] ∂_{z₀_c} ∂_{dĤ_q} F over training z₀
+    # P, Q: n E[dĤ_q z₀_c] over training z₀
     pq = stats.cumulant("PQ", w)                     # [i0,i1,i2,i3,s0,s1,s2,g0]
     zi = np.array(np.meshgrid(np.arange(w), A, indexing="ij")).reshape(2, -1).T
     dirs = np.moveaxis(pq, (3, 7), (0, 1))[zi[:, 0], zi[:, 1]]    # [c, i0,i1,i2,s0,s1,s2]
-
-    def mixed(c, d):
-        basis = jnp.zeros((w, N)).at[tuple(c)].set(1.0)
-        inner = lambda z: jax.jvp(lambda D: F(z, H0, D, dd0, dd0), (dH0,), (d,))[1]
-        return jax.jvp(inner, (z0,), (basis,))[1]
-
-    c_pq = jax.vmap(mixed)(jnp.asarray(zi), jnp.asarray(dirs)).sum(0)
-
-    # R, S, T, U: E_{z₀}[p(z₀)] = p(0) + ½ Σ K_cd ∂_c∂_d p, p = ∂_dd F · n E[ddNTK]
-    rI = jnp.asarray(stats.cumulant("R", w))
-    rII = jnp.asarray(stats.cumulant("STU", w))
-    p = lambda z: jax.jvp(lambda a, b: F(z, H0, dH0, a, b), (dd0, dd0), (rI, rII))[1]
+    # R, S, T, U and the z₀ covariance rows
+    rI, rII = stats.cumulant("R", w), stats.cumulant("STU", w)
     Kbar = stats.kernel(w)                             # [i, j, a, b]
     krows = Kbar[zi[:, 0], :, zi[:, 1], :]            # [c, j, b]
+    out = run(y.T, H0, th1, idx, rows, zi, dirs, rI, rII, krows)
+    c_th1, c_ab, c_pq, c_dd, leading = (np.asarray(v) for v in out)
+    return MeanCorrection(c_th1, c_ab, c_pq, c_dd, leading)
 
-    def curv(c, krow):
-        basis = jnp.zeros((w, N)).at[tuple(c)].set(1.0)
-        return jax.jvp(lambda z: jax.jvp(p, (z,), (krow,))[1], (z0,), (basis,))[1]
 
-    c_dd = p(z0) + 0.5 * jax.vmap(curv)(jnp.asarray(zi), jnp.asarray(krows)).sum(0)
-    return MeanCorrection(*(np.asarray(v) for v in (c_th1, c_ab, c_pq, c_dd, leading)))
+@functools.lru_cache(maxsize=16)
+def _corrector(schedule: Schedule, A: tuple, E: tuple, N: int, w: int, lam_max: float):
+    """The jitted map (targets, Θ, statistics) → the five parts of :class:`MeanCorrection`."""
+    jax = _jax()
+    jnp = jax.numpy
+    A_, E_ = np.asarray(A), np.asarray(E)
+
+    def run(yT, H0, th1, idx, rows, zi, dirs, rI, rII, krows):
+        F = trained_outputs(schedule, A_, E_, yT, lam_max)
+        z0 = jnp.zeros((w, N))
+        dH0 = jnp.zeros((w,) * 3 + (N,) * 3)
+        dd0 = jnp.zeros((w,) * 4 + (N,) * 4)
+        leading = F(z0, H0, dH0, dd0, dd0)
+
+        # Θ¹: first derivative along δΘ¹
+        c_th1 = jax.jvp(lambda H: F(z0, H, dH0, dd0, dd0), (H0,), (th1,))[1]
+
+        # A, B: ½ Σ Cov(Ĥ_a, Ĥ_b) ∂_a ∂_b F
+        def second_H(m_dir, row):
+            basis = jnp.zeros((w, w, N, N)).at[tuple(m_dir)].set(1.0)
+            inner = lambda H: jax.jvp(lambda H_: F(z0, H_, dH0, dd0, dd0), (H,), (row,))[1]
+            return jax.jvp(inner, (H0,), (basis,))[1]
+
+        c_ab = 0.5 * jax.vmap(second_H)(idx, rows).sum(0)
+
+        # P, Q: Σ n E[dĤ_q z₀_c] ∂_{z₀_c} ∂_{dĤ_q} F
+        def mixed(c, d):
+            basis = jnp.zeros((w, N)).at[tuple(c)].set(1.0)
+            inner = lambda z: jax.jvp(lambda D: F(z, H0, D, dd0, dd0), (dH0,), (d,))[1]
+            return jax.jvp(inner, (z0,), (basis,))[1]
+
+        c_pq = jax.vmap(mixed)(zi, dirs).sum(0)
+
+        # R, S, T, U: E_{z₀}[p(z₀)] = p(0) + ½ Σ K_cd ∂_c∂_d p, p = ∂_dd F · n E[ddNTK]
+        p = lambda z: jax.jvp(lambda a, b: F(z, H0, dH0, a, b), (dd0, dd0), (rI, rII))[1]
+
+        def curv(c, krow):
+            basis = jnp.zeros((w, N)).at[tuple(c)].set(1.0)
+            return jax.jvp(lambda z: jax.jvp(p, (z,), (krow,))[1], (z0,), (basis,))[1]
+
+        c_dd = p(z0) + 0.5 * jax.vmap(curv)(zi, krows).sum(0)
+        return c_th1, c_ab, c_pq, c_dd, leading
+
+    return jax.jit(run)
