@@ -25,24 +25,20 @@ Prints markdown tables.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
+import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import fmt_time, machine_line  # noqa: E402
 
 CONFIG = {"widths": [2, 32, 32, 32], "activation": "tanh", "C_W": 1.5, "C_b": 0.1,
           "lambda_W": 1.0, "lambda_b": 0.1, "inputs": [[1.0, 0.3], [-0.4, 0.9]], "layer": 3,
           "tensors": ["V", "A", "B", "D", "F"], "seed": 0}
 
 
-def _fmt_time(t: float) -> str:
-    if t < 120:
-        return f"{t:.3g} s"
-    if t < 7200:
-        return f"{t / 60:.3g} min"
-    return f"{t / 3600:.3g} h"
 
 
 def _fmt_ratio(x: float) -> str:
@@ -59,14 +55,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     pilot = args.pilot or (500 if args.quick else 4000)
 
-    import jax
-
     import feyntk
 
-    dev = jax.devices()[0]
-    print(f"date {datetime.date.today()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPU cores visible, JAX device {dev.platform} "
-          f"{getattr(dev, 'device_kind', '')}, jax {jax.__version__}")
+    print(machine_line())
     print(f"config: {CONFIG['activation']}, widths {CONFIG['widths']}, "
           f"N = {len(CONFIG['inputs'])}, layer {CONFIG['layer']}, "
           f"tensors {', '.join(CONFIG['tensors'])}\n")
@@ -121,7 +112,7 @@ def main(argv=None) -> None:
             s_worst = pilot * (rel_worst / eps) ** 2
             print(f"| {name} | {','.join(map(str, idx))} | {p[idx]:.4g} | "
                   f"{v[idx]:.4g} ± {se[idx]:.2g} | "
-                  f"{rel:.1%} | {s_eps:,.0f} | {_fmt_time(s_eps * per_net)} | "
+                  f"{rel:.1%} | {s_eps:,.0f} | {fmt_time(s_eps * per_net)} | "
                   f"{_fmt_ratio(s_eps * per_net / t_pred)} | {s_worst:,.0f} | "
                   f"{_fmt_ratio(s_worst * per_net / t_pred)} |")
         print()
