@@ -56,6 +56,10 @@ and exactly one of
   "time": t (number >= 0 or "inf")                       gradient flow
 Loss L = ½ Σ_(α in A) Σ_j (z_(j;α) - y_(j;α))² at the output; updates θ_μ -= η λ_μ ∂L/∂θ_μ
 (λ_b for biases, λ_W/n_(l-1) for weights of layer l). η must stay below 2/λ_max(Θ_AA).
+Symmetry (optional): "group" (e.g. {"name": "rot90", "shape": [h, w]}, "dihedral", "flip",
+"translate", {"name": "shift"} or {"generators": [M1, ...]}, each with an optional
+"output_action") with either "augment": "full" (train on the whole orbit) or "symmetrize": true
+(the symmetrized network f_G; train only); see feyntk.symmetry.config.
 
 Example (`feyntk example --train > t.json` prints it):
   {"widths": [2, 64, 64, 1], "activation": "tanh", "C_W": 1.5, "C_b": 0.1,

@@ -89,7 +89,14 @@ def check_targets(targets, N_A: int, n_L: int) -> np.ndarray:
 
 def train(config: Mapping[str, Any], *, form: str = "auto", backend: str = "auto",
           max_memory_bytes: int | None = None) -> dict[str, Any]:
-    """Theory of the trained ensemble (module docstring): μ, Σ and the 1/n mean coefficient."""
+    """Theory of the trained ensemble (module docstring): μ, Σ and the 1/n mean coefficient.
+
+    With the keys ``group``, ``augment``, ``symmetrize``: :mod:`feyntk.symmetry.config`."""
+    from feyntk.symmetry.config import SYMMETRY_KEYS, train_symmetric
+
+    if isinstance(config, Mapping) and any(k in config for k in SYMMETRY_KEYS):
+        return train_symmetric(config, form=form, backend=backend,
+                               max_memory_bytes=max_memory_bytes)
     req, xa, y, schedule = parse_training(config)
     net, w = req.network, req.network.widths[-1]
     inputs = InputSet.of(eval=req.inputs, train=xa)

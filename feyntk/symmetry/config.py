@@ -1,0 +1,104 @@
+"""The symmetry keys of the train / train-sample config (issue 16 item 1, MATH.md §7).
+
+Keys, on top of :mod:`feyntk.training.ensemble`'s:
+
+* ``"group"``: a group spec (:func:`feyntk.symmetry.groups.parse_group`; n0 = widths[0],
+  n_L = widths[-1]; ``"output_action"`` inside it for equivariance);
+* ``"augment"``: ``"full"`` (train the MLP on the whole orbit {(ρ(g)x_α, ρ_out(g)y_α)}) or
+  ``"none"`` (default);
+* ``"symmetrize"``: ``true`` (train the symmetrized network f_G on the original set) or
+  ``false`` (default).
+
+Exactly one of ``augment: "full"`` and ``symmetrize: true`` must accompany a group (a group alone
+would change nothing; both at once is f_G on its own orbit, which equals f_G at |G| times the
+learning rate: use that instead), and neither is accepted without a group.
+
+``train`` result: the contract of :func:`feyntk.training.ensemble.train` (``mean``, ``mean1``
+(N_e, n_L), ``cov`` (N_e, N_e), ``mean1_parts``, ``schedule``) plus ``"symmetry"``: the group's
+name and order, the mode, and for augmentation the number of distinct augmented points and of
+training terms. For f_G with an output action the outputs are correlated: ``cov`` is then
+output neuron 0's (N_e, N_e) block and ``cov_outputs`` the full (N_e, n_L, N_e, n_L) array.
+
+``train-sample`` supports ``augment: "full"`` (real MLPs trained on the orbit, every copy a term
+of the summed loss); real symmetrized networks are not trained yet (refused).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from feyntk.errors import NotAvailableError, SpecError
+from feyntk.symmetry.groups import parse_group
+
+SYMMETRY_KEYS = ("group", "augment", "symmetrize")
+
+
+def split(config: Mapping[str, Any]):
+    """(config without the symmetry keys, group spec or None, augment: bool, symmetrize: bool)."""
+    if not isinstance(config, Mapping):
+        raise SpecError(f"config must be a dict/JSON object, got {type(config).__name__}")
+    base = {k: v for k, v in config.items() if k not in SYMMETRY_KEYS}
+    aug = config.get("augment", "none")
+    if aug not in ("full", "none"):
+        raise SpecError(f"augment must be \"full\" or \"none\", got {aug!r}")
+    sym = config.get("symmetrize", False)
+    if not isinstance(sym, bool):
+        raise SpecError(f"symmetrize must be true or false, got {sym!r}")
+    spec = config.get("group")
+    full = aug == "full"
+    if spec is None and (full or sym):
+        what = 'augment: "full"' if full else "symmetrize: true"
+        raise SpecError(f"{what} needs a \"group\": e.g. {{\"name\": \"rot90\", "
+                        "\"shape\": [h, w]}}")
+    if spec is not None and full and sym:
+        raise SpecError("give either augment: \"full\" (the MLP on the augmented set) or "
+                        "symmetrize: true (f_G on the original set), not both: f_G trained on "
+                        "its own orbit is f_G at |G| times the learning rate (or time)")
+    if spec is not None and not (full or sym):
+        raise SpecError("a \"group\" needs augment: \"full\" or symmetrize: true; without "
+                        "either it would change nothing (the plain MLP ensemble)")
+    return base, spec, full, sym
+
+
+def train_symmetric(config: Mapping[str, Any], *, form: str = "auto", backend: str = "auto",
+                    max_memory_bytes: int | None = None) -> dict[str, Any]:
+    """``feyntk.train`` with the symmetry keys (module docstring)."""
+    from feyntk.symmetry.training import augmented_training, symmetrized_training
+    from feyntk.training.ensemble import parse_training
+
+    base, spec, full, sym = split(config)
+    req, xa, y, schedule = parse_training(base)
+    net = req.network
+    group = parse_group(spec, net.n0, net.widths[-1])
+    opts = dict(form=form, backend=backend, max_memory_bytes=max_memory_bytes)
+    if full:
+        out = augmented_training(net, group, req.inputs, xa, y, schedule, **opts)
+        info = {"mode": "augment", **out.pop("augmented")}
+    else:
+        out = symmetrized_training(net, group, req.inputs, xa, y, schedule, **opts)
+        info = {"mode": "symmetrize"}
+        if out["cov"]["value"].ndim == 4:
+            out["cov_outputs"] = out["cov"]
+            out["cov"] = {"value": out["cov"]["value"][:, 0, :, 0]}
+    out["symmetry"] = {"group": group.name, "order": group.order,
+                       "invariant": group.invariant, **info}
+    return out
+
+
+def train_sample_config(config: Mapping[str, Any]):
+    """For train-sample: (config with the augmented orbit as its training set, or unchanged)."""
+    from feyntk.training.ensemble import parse_training
+
+    base, spec, full, sym = split(config)
+    if spec is None:
+        return base
+    if sym:
+        raise NotAvailableError("train-sample does not train real symmetrized networks yet "
+                                "(symmetrize: true); use train for f_G's theory, or "
+                                "augment: \"full\" to train real MLPs on the orbit")
+    req, xa, y, _ = parse_training(base)
+    group = parse_group(spec, req.network.n0, req.network.widths[-1])
+    R = group.output_matrices(y.shape[1])
+    X = group.act(xa).reshape(-1, req.network.n0)          # every copy one term of the loss
+    Y = (R[:, None] @ y[None, :, :, None])[..., 0].reshape(-1, y.shape[1])
+    return {**base, "train_inputs": X.tolist(), "targets": Y.tolist()}

@@ -1,0 +1,101 @@
+"""The symmetry keys of feyntk.train / train-sample (issue 16 item 1): contract shapes,
+agreement with the symmetry stage's functions, and clear errors for bad combinations."""
+
+import json
+
+import numpy as np
+import pytest
+
+import feyntk
+from feyntk.cli import main
+from feyntk.errors import GroupError, NotAvailableError, SpecError
+from feyntk.spec.config import parse_request
+from feyntk.symmetry.augment import augmented_ensemble, symmetrized_ensemble
+from feyntk.symmetry.groups import parse_group
+from feyntk.training.schedule import Schedule
+
+ROT = [[0.0, -1.0], [1.0, 0.0]]
+
+
+def _cfg(nL=1, **extra):
+    rng = np.random.default_rng(5)
+    return {"widths": [4, 8, nL], "activation": "tanh", "C_W": 1.5, "C_b": 0.1,
+            "lambda_W": 1.0, "lambda_b": 0.2,
+            "inputs": (0.6 * rng.standard_normal((2, 4))).tolist(),
+            "train_inputs": (0.6 * rng.standard_normal((2, 4))).tolist(),
+            "targets": rng.standard_normal((2, nL)).tolist(), "steps": 4, "eta": 0.2, **extra}
+
+
+C4 = {"name": "rot90", "shape": [2, 2]}
+
+
+def test_train_augment_keeps_the_contract_and_matches_the_stage():
+    cfg = _cfg(group=C4, augment="full")
+    out = feyntk.train(cfg)
+    assert out["mean"]["value"].shape == (2, 1) and out["mean1"]["value"].shape == (2, 1)
+    assert out["cov"]["value"].shape == (2, 2)
+    assert out["symmetry"] == {"group": "rot90", "order": 4, "invariant": True,
+                               "mode": "augment", "points": 8, "terms": 8}
+    req = parse_request({k: v for k, v in cfg.items()
+                         if k not in ("train_inputs", "targets", "steps", "eta", "group",
+                                      "augment")})
+    G = parse_group(C4, 4)
+    ref = augmented_ensemble(req.network, G, cfg["inputs"], cfg["train_inputs"], cfg["targets"],
+                             Schedule("steps", steps=4, eta=0.2))
+    assert np.abs(out["mean"]["value"] - ref.mean).max() < 1e-12
+    assert np.abs(out["cov"]["value"] - ref.cov[:, 0, :, 0]).max() < 1e-12
+    plain = feyntk.train(_cfg())
+    assert np.abs(plain["mean1"]["value"] - out["mean1"]["value"]).max() > 1e-3
+
+
+def test_train_symmetrize_equivariant_outputs():
+    group = {**C4, "output_action": [ROT]}
+    cfg = _cfg(nL=2, group=group, symmetrize=True)
+    out = feyntk.train(cfg)
+    assert out["mean"]["value"].shape == (2, 2) and out["mean1"]["value"].shape == (2, 2)
+    assert out["cov"]["value"].shape == (2, 2)
+    assert out["cov_outputs"]["value"].shape == (2, 2, 2, 2)
+    assert out["symmetry"]["mode"] == "symmetrize" and not out["symmetry"]["invariant"]
+    req = parse_request({k: cfg[k] for k in ("widths", "activation", "C_W", "C_b", "lambda_W",
+                                             "lambda_b", "inputs")})
+    ref = symmetrized_ensemble(req.network, parse_group(group, 4, 2), cfg["inputs"],
+                               cfg["train_inputs"], cfg["targets"],
+                               Schedule("steps", steps=4, eta=0.2))
+    assert np.abs(out["mean"]["value"] - ref.mean).max() < 1e-12
+    assert np.abs(out["cov_outputs"]["value"] - ref.cov).max() < 1e-12
+    assert np.abs(out["mean1"]["value"]).max() > 1e-4
+
+
+@pytest.mark.parametrize("extra,error,match", [
+    ({"group": C4}, SpecError, "would change nothing"),
+    ({"augment": "full"}, SpecError, "needs a \"group\""),
+    ({"symmetrize": True}, SpecError, "needs a \"group\""),
+    ({"group": C4, "augment": "full", "symmetrize": True}, SpecError, "not both"),
+    ({"group": C4, "augment": "some"}, SpecError, "augment must be"),
+    ({"group": C4, "symmetrize": "yes"}, SpecError, "symmetrize must be"),
+    ({"group": {"name": "rot90", "shape": [3, 3]}, "augment": "full"}, GroupError, "n0"),
+])
+def test_bad_symmetry_configs_are_refused(extra, error, match):
+    with pytest.raises(error, match=match):
+        feyntk.train(_cfg(**extra))
+
+
+def test_cli_train_with_symmetry(tmp_path, capsys):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(_cfg(group=C4, augment="full")))
+    out = tmp_path / "out.json"
+    assert main(["train", str(path), "-o", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert np.asarray(got["mean1"]["value"]).shape == (2, 1)
+    path.write_text(json.dumps(_cfg(group=C4)))
+    assert main(["train", str(path)]) == 2
+    assert "would change nothing" in capsys.readouterr().err
+
+
+def test_train_sample_augmented_and_refusals():
+    cfg = _cfg(group=C4, augment="full")
+    out = feyntk.api.train_sample(cfg, samples=64, seed=0)
+    assert out["mean"]["value"].shape == (2, 1) and out["cov"]["value"].shape == (2, 2)
+    assert np.all(np.isfinite(out["mean"]["value"]))
+    with pytest.raises(NotAvailableError, match="symmetrized"):
+        feyntk.api.train_sample(_cfg(group=C4, symmetrize=True), samples=8)
