@@ -57,7 +57,11 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
     :class:`~feyntk.errors.QuadratureWarning` is emitted.
     """
     from feyntk.kernels.engine import evaluate as evaluate_kernels
+    from feyntk.symmetry.config import SYMMETRY_KEYS, predict_symmetric
 
+    if isinstance(config, Mapping) and any(k in config for k in SYMMETRY_KEYS):
+        return predict_symmetric(config, form=form, backend=backend,
+                                 max_memory_bytes=max_memory_bytes, quadrature=quadrature)
     req = parse_request(config)
     missing = [t for t in req.tensors if t not in derivable()]
     if missing:
@@ -97,8 +101,11 @@ def sample(config: Mapping[str, Any] | Request, *, samples: int | None = None,
         progress: show a progress bar.
         max_memory_bytes: memory budget; a request that cannot fit is refused before allocating.
     """
+    from feyntk.symmetry.config import SYMMETRY_KEYS, sample_symmetric
     from feyntk.validate.estimators import estimate
 
+    if isinstance(config, Mapping) and any(k in config for k in SYMMETRY_KEYS):
+        return sample_symmetric(config, samples=samples, seed=seed, neurons=neurons)
     req = parse_request(config, samples=samples, seed=seed)
     out = estimate(req, neurons=neurons, progress=progress, max_memory_bytes=max_memory_bytes)
     out.setdefault("seed", req.seed)

@@ -99,3 +99,33 @@ def test_train_sample_augmented_and_refusals():
     assert np.all(np.isfinite(out["mean"]["value"]))
     with pytest.raises(NotAvailableError, match="symmetrized"):
         feyntk.api.train_sample(_cfg(group=C4, symmetrize=True), samples=8)
+
+
+def _pcfg(**extra):
+    return {"widths": [4, 8, 8], "activation": "tanh", "C_W": 1.5, "C_b": 0.1,
+            "lambda_W": 1.0, "lambda_b": 0.2,
+            "inputs": (0.6 * np.random.default_rng(11).standard_normal((2, 4))).tolist(),
+            "tensors": ["K", "V", "B"], **extra}
+
+
+def test_predict_and_sample_symmetrized():
+    from feyntk.numbers.result import InputSet
+    from feyntk.symmetry.tensors import symmetrized_statistics
+
+    cfg = _pcfg(group=C4, symmetrize=True)
+    out = feyntk.predict(cfg)
+    req = parse_request(_pcfg())
+    ref = symmetrized_statistics(req.network, parse_group(C4, 4), InputSet.of(x=req.inputs),
+                                 ("K", "V", "B"))
+    for t in ("K", "V", "B"):
+        assert out["tensors"][t]["value"].shape == ref[t].shape
+        assert np.abs(out["tensors"][t]["value"] - ref[t]).max() < 1e-13
+    plain = feyntk.predict(_pcfg())
+    assert np.abs(plain["tensors"]["V"]["value"] - out["tensors"]["V"]["value"]).max() > 1e-3
+    mc = feyntk.sample({**cfg, "tensors": ["V"]}, samples=400, seed=2)
+    assert mc["tensors"]["V"]["se"].shape == (2, 2, 2, 2) and mc["seed"] == 2
+    with pytest.raises(SpecError, match="train / train-sample"):
+        feyntk.predict(_pcfg(group=C4, augment="full"))
+    with pytest.raises(NotAvailableError, match="output action"):
+        feyntk.predict({**_pcfg(group={**C4, "output_action": [[[-1.0]]]}, symmetrize=True),
+                        "widths": [4, 8, 1]})

@@ -5,9 +5,15 @@
 kernels) → ``augment`` (the orbit-augmented training set, the augmented and symmetrized
 trained ensembles at infinite width, and the seeds' theorem μ^aug(t) = μ^G(|G| t)).
 
-Not yet wired into the config/CLI (issue 16): the keys ``group`` (parsed by
-:func:`groups.parse_group` with n0 = widths[0], n_L = widths[-1]), ``augment`` ("full" | "none")
-and ``symmetrize`` need adding to ``spec.config.CONFIG_KEYS`` / ``training.ensemble.TRAIN_KEYS``
-and dispatching in ``api.predict`` (K_G, Θ_G), ``training.ensemble.train`` (augmented or
-symmetrized ensembles), and the samplers.
+``tensors`` (the fifteen order-1/n tensors of f_G as orbit averages; explicit-label cumulants for
+an output action) → ``sample`` (Monte Carlo of real f_G) → ``training`` (the O(1/n) means of the
+augmented and symmetrized trained ensembles; weighted reduced training points) → ``config``
+(the config keys ``group``, ``augment``, ``symmetrize``).
+
+Wired (issue 16 item 1): ``feyntk.train`` (augment or symmetrize), ``train-sample`` (augment),
+``predict`` and ``sample`` (symmetrize, invariant groups), through one-line hooks in
+``training.ensemble.train`` and ``api``. Not yet: real trained symmetrized networks
+(train-sample with symmetrize), predict/sample of f_G with an output action (no δ-structured
+tensors; use ``tensors.symmetrized_statistics``), the ``spec.config`` key list and ``--help`` of
+predict/sample.
 """

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
+
 from feyntk.errors import NotAvailableError, SpecError
 from feyntk.symmetry.groups import parse_group
 
@@ -102,3 +104,49 @@ def train_sample_config(config: Mapping[str, Any]):
     X = group.act(xa).reshape(-1, req.network.n0)          # every copy one term of the loss
     Y = (R[:, None] @ y[None, :, :, None])[..., 0].reshape(-1, y.shape[1])
     return {**base, "train_inputs": X.tolist(), "targets": Y.tolist()}
+
+
+def _symmetrized_request(config, command: str, **overrides):
+    from feyntk.spec.config import parse_request
+
+    base, spec, full, sym = split(config)
+    if full:
+        raise SpecError(f"augment belongs to train / train-sample (it changes the training "
+                        f"set); {command} takes \"symmetrize\": true with a \"group\"")
+    req = parse_request(base, **overrides)
+    group = parse_group(spec, req.network.n0, req.network.widths[-1])
+    if not group.invariant:
+        raise NotAvailableError(
+            f"{command} reports δ-structured tensors, which f_G with an output action does not "
+            "have (its output neurons mix); feyntk.symmetry.tensors.symmetrized_statistics "
+            "gives its explicit-label cumulants, and train takes the output action")
+    return req, group
+
+
+def predict_symmetric(config: Mapping[str, Any], **options) -> dict[str, Any]:
+    """``feyntk.predict`` of f_G (``group`` + ``symmetrize: true``): the requested tensors of the
+    symmetrized network at ``layer`` in the predict contract (orbit averages, :mod:`.tensors`)."""
+    from feyntk.numbers.result import InputSet
+    from feyntk.symmetry.tensors import symmetrized_statistics
+
+    req, group = _symmetrized_request(config, "predict")
+    st = symmetrized_statistics(req.network, group, InputSet.of(inputs=req.inputs), req.tensors,
+                                req.layer, **options)
+    return {"n": st.n, "layer": st.layer,
+            "tensors": {t: {"value": np.array(st[t])} for t in req.tensors},
+            "symmetry": {"group": group.name, "order": group.order, "mode": "symmetrize"}}
+
+
+def sample_symmetric(config: Mapping[str, Any], *, samples=None, seed=None, neurons=None,
+                     **_) -> dict[str, Any]:
+    """``feyntk.sample`` of real symmetrized networks (:mod:`.sample`), the sample contract."""
+    from feyntk.spec.config import check_samples
+    from feyntk.symmetry.sample import sample_symmetrized
+
+    req, group = _symmetrized_request(config, "sample", samples=samples, seed=seed)
+    out = sample_symmetrized(req.network, group, req.inputs, req.tensors,
+                             check_samples(req.samples), req.seed, layer=req.layer,
+                             neurons=neurons)
+    out.update(seed=req.seed, symmetry={"group": group.name, "order": group.order,
+                                  "mode": "symmetrize"})
+    return out
