@@ -1,13 +1,14 @@
 """The diagram pipeline for one statistic: expand → generate → select → weigh.
 
-:func:`diagrams` returns the order-1/n (or leading-order) diagrams of a statistic's recursion
-as :class:`Diagram` objects: a representative term, the symmetry factor from automorphisms,
-the brute-force weight of its class, and the coloured graph (drawn by
+:func:`diagrams` returns the diagrams of a statistic's recursion at its declared order (leading,
+1/n or 1/n²) as :class:`Diagram` objects: a representative term, the symmetry factor from
+automorphisms, the brute-force weight of its class, and the coloured graph (drawn by
 :mod:`feyntk.diagrams.draw`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field, replace
 
@@ -20,7 +21,7 @@ from feyntk.diagrams.generate import Candidate, Term, candidate_terms, generate
 from feyntk.diagrams.select import Selector
 from feyntk.diagrams.symmetry import automorphisms, group
 from feyntk.errors import NotAvailableError
-from feyntk.spec.statistic import REGISTRY, registry_token
+from feyntk.spec.statistic import REGISTRY, lookup, registry_token, second_order
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,7 @@ class Diagram:
         """Layer-ℓ tensors this diagram reads (K implicitly through every blob)."""
         out = []
         for t in self.terms:
-            if t.tensor:
-                out.append(t.tensor[0])
+            out += [name for name, _ in t.tensors]
             out += [m[0] for m in t.means]
         return tuple(dict.fromkeys(out))
 
@@ -69,28 +69,39 @@ class Diagram:
 
 
 def correlator(name: str) -> Correlator:
-    """The defining correlator of a declared statistic (:mod:`feyntk.spec.statistic`)."""
-    try:
-        return REGISTRY[name].correlator
-    except (KeyError, TypeError):
+    """The defining correlator of a declared statistic (:mod:`feyntk.spec.statistic`; the
+    second-order ones of :data:`~feyntk.spec.statistic.SECOND_ORDER` included)."""
+    stat = lookup(name)
+    if stat is None:
         raise NotAvailableError(
             f"the diagram engine does not derive {name!r} yet; derivable: "
             f"{', '.join(REGISTRY)}") from None
+    return stat.correlator
+
+
+def declared(name: str):
+    """A context in which ``name`` is in the registry: :func:`~feyntk.spec.statistic.second_order`
+    for a second-order statistic not declared by default (its recursion needs the order-1/n²
+    vertices), else nothing to do."""
+    correlator(name)
+    return contextlib.nullcontext() if name in REGISTRY else second_order()
 
 
 def candidates(name: str, selector: Selector | None = None) -> list[Candidate]:
     """All labelled candidates of a statistic that pass the selection rules."""
     corr = correlator(name)
     sel = selector or Selector()
-    return [cand for c in expand(corr) for cand in generate(c, corr.order) if sel.keep(cand)]
+    with declared(name):
+        return [cand for c in expand(corr) for cand in generate(c, corr.order)
+                if sel.keep(cand)]
 
 
 def diagrams(name: str) -> tuple[Diagram, ...]:
     """The diagrams of statistic ``name`` (default selection rules), grouped and weighed.
 
     Cached per state of the registry (:func:`feyntk.spec.statistic.registry_token`)."""
-    correlator(name)
-    return _diagrams(name, registry_token())
+    with declared(name):
+        return _diagrams(name, registry_token())
 
 
 @functools.lru_cache(maxsize=128)
@@ -102,7 +113,7 @@ def _diagrams(name: str, token: int) -> tuple[Diagram, ...]:
             continue
         weight = sum((m.weight for m in members), sp.Integer(0))
         scale = weight / rep.weight
-        kind = rep.delta.tensor if rep.insertion is not None else "gaussian"
+        kind = "·".join(i.delta.tensor for i in rep.inserted) or "gaussian"
         out.append(Diagram(name, tuple(replace(t, weight=t.weight * scale) for t in terms),
                            sp.Rational(1, automorphisms(G)), weight, len(members), kind, G,
                            rep))

@@ -64,14 +64,15 @@ def display_graph(diagram) -> nx.MultiGraph:
             blks = [("blk", vb[c.vertex_of[v]]) for v in x.vars]
             for u, w in zip(blks, blks[1:]):
                 G.add_edge(u, w, style="ntk" if i not in used else "ntk-used")
-    if cand.insertion is not None:
-        G.add_node(("ins",), kind="ins", label=cand.delta.tensor)
-        for kind, target in zip(cand.insertion.legs, cand.legs):
+    for t, ins in enumerate(cand.inserted):
+        node = ("ins",) if t == 0 else ("ins", t)
+        G.add_node(node, kind="ins", label=ins.delta.tensor)
+        for kind, target in zip(ins.insertion.legs, ins.legs):
             if kind == "z":
-                G.add_edge(("ins",), ("blk", target), style="leg")
+                G.add_edge(node, ("blk", target), style="leg")
             else:
                 for v in c.factors[target].vars:
-                    G.add_edge(("ins",), ("blk", vb[c.vertex_of[v]]), style="ntk-leg")
+                    G.add_edge(node, ("blk", vb[c.vertex_of[v]]), style="ntk-leg")
     return G
 
 

@@ -34,7 +34,7 @@ def _find(parent, x):
 
 
 def connected(cand: Candidate) -> bool:
-    """External fields joined by Wick pairs, shared blocks, bias pairs or the insertion."""
+    """External fields joined by Wick pairs, shared blocks, bias pairs or the inserted vertices."""
     c = cand.contraction
     parent: dict = {}
 
@@ -48,9 +48,9 @@ def connected(cand: Candidate) -> bool:
                 union(("f", f), ("b", b))
     for a, b in c.bias_pairs:
         union(("f", a), ("f", b))
-    if cand.insertion is not None:
-        touched = [("b", blk) for kind, blk in zip(cand.insertion.legs, cand.legs) if kind == "z"]
-        for kind, fi in zip(cand.insertion.legs, cand.legs):
+    for ins in cand.inserted:
+        touched = [("b", blk) for kind, blk in zip(ins.insertion.legs, ins.legs) if kind == "z"]
+        for kind, fi in zip(ins.insertion.legs, ins.legs):
             if kind != "z":
                 touched += [("b", cand.block_of_var(v)) for v in c.factors[fi].vars]
         for t in touched[1:]:
@@ -60,11 +60,12 @@ def connected(cand: Candidate) -> bool:
 
 
 def neuron_deltas(cand: Candidate) -> bool:
-    """The δ-term of the inserted vertex is satisfied by the block assignment."""
-    if cand.insertion is None:
-        return True
-    refs = cand.leg_refs()
-    return all(refs[a] == refs[b] for a, b in cand.delta.pairs)
+    """The δ-terms of the inserted vertices are satisfied by the block assignment."""
+    for t, ins in enumerate(cand.inserted):
+        refs = cand.leg_refs(t)
+        if not all(refs[a] == refs[b] for a, b in ins.delta.pairs):
+            return False
+    return True
 
 
 def zero_mean(cand: Candidate) -> bool:

@@ -4,8 +4,9 @@ A candidate becomes a networkx graph whose nodes are coloured by what they are:
 external fields (each its own colour, so they stay fixed), vertices (Wick pairs and neuron
 averages, joined to the external fields through ``W`` stubs that remember the slot), blocks
 (distinct layer-ℓ neurons), σ-factors (derivative order and sample), NTK-type factors with one
-node per slot (slot and sample), and the inserted vertex with a node per leg and a node per
-Kronecker-δ pair of its δ-term. Isomorphic candidates are the same diagram.
+node per slot (slot and sample), and each inserted vertex with a node per leg and a node per
+Kronecker-δ pair of its δ-term (two inserted copies of one vertex are exchanged by an
+automorphism: the 1/2! of the Gram–Charlier series). Isomorphic candidates are the same diagram.
 
 The symmetry factor of a diagram is ``1/|Aut|``, the automorphisms of its graph (networkx VF2
 on the coloured graph). It must equal the total combinatorial weight of the labelled candidates
@@ -55,27 +56,30 @@ def candidate_graph(cand: Candidate) -> nx.Graph:
                 G.add_node(("slot", i, m), c=("slot", m, s))
                 G.add_edge(("low", i), ("slot", i, m))
                 G.add_edge(("slot", i, m), ("v", vo[var]))
-    if cand.insertion is not None:
-        G.add_node(("ins",), c=("ins", cand.delta.tensor))
+    for t, ins in enumerate(cand.inserted):
+        node = ("ins",) if t == 0 else ("ins", t)
+        G.add_node(node, c=("ins", ins.delta.tensor))
         names: dict[str, tuple] = {}
         counts: dict[str, int] = {}
-        for t, (kind, target) in enumerate(zip(cand.insertion.legs, cand.legs)):
+        for leg, (kind, target) in enumerate(zip(ins.insertion.legs, ins.legs)):
             k = counts.get(kind, 0)
             counts[kind] = k + 1
-            G.add_node(("leg", t), c=("leg", kind))
-            G.add_edge(("ins",), ("leg", t))
+            ln = ("leg", leg) if t == 0 else ("leg", t, leg)
+            G.add_node(ln, c=("leg", kind))
+            G.add_edge(node, ln)
             if kind == "z":
-                G.add_edge(("leg", t), ("blk", target))
-                names[f"z{k}"] = ("leg", t)
+                G.add_edge(ln, ("blk", target))
+                names[f"z{k}"] = ln
             else:
-                G.add_edge(("leg", t), ("low", target))
+                G.add_edge(ln, ("low", target))
                 for m in range(len(c.factors[target].vars)):
                     names[f"{kind}{k}.{m}"] = ("slot", target, m)
-        for q, (a, b) in enumerate(cand.delta.pairs):
-            G.add_node(("dp", q), c="delta")
-            G.add_edge(("ins",), ("dp", q))
-            G.add_edge(("dp", q), names[a])
-            G.add_edge(("dp", q), names[b])
+        for q, (a, b) in enumerate(ins.delta.pairs):
+            dp = ("dp", q) if t == 0 else ("dp", t, q)
+            G.add_node(dp, c="delta")
+            G.add_edge(node, dp)
+            G.add_edge(dp, names[a])
+            G.add_edge(dp, names[b])
     return G
 
 

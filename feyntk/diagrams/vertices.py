@@ -1,21 +1,23 @@
 """The layer-ℓ interaction vertices (insertions) of the 1/n expansion, derived from declarations.
 
-Each :class:`Insertion` is one connected cumulant of layer-ℓ fields at order 1/n_{ℓ-1}
-(MATH.md §3–4): its legs are ``z`` legs (each acts as ∂/∂z on the blob it attaches to, with a
-dummy sample ``g<k>``) and NTK-type legs (each consumes one ``H``/``dH``/... factor). Its value is
-a sum of Kronecker-δ terms over the neurons its legs reach; each term names a layer-ℓ tensor and
-the order of its sample indices. Neuron references: ``z<k>`` is the blob of z-leg k,
-``H<k>.<m>`` slot m of the k-th H leg; sample references ``g<k>`` and ``H<k>.s<m>``.
+Each :class:`Insertion` is one connected cumulant of layer-ℓ fields at one order 1/n_{ℓ-1}^k
+(MATH.md §3–4, §7; k = :attr:`Insertion.order`: V and K¹ at k = 1; K² and V¹, the corrections
+of the two- and four-leg vertices, and the six-leg V6 at k = 2). Its legs are ``z`` legs (each
+acts as ∂/∂z on the blob it attaches to, with a dummy sample ``g<k>``) and NTK-type legs (each
+consumes one ``H``/``dH``/... factor). Its value is a sum of Kronecker-δ terms over the neurons
+its legs reach; each term names a layer-ℓ tensor and the order of its sample indices. Neuron
+references: ``z<k>`` is the blob of z-leg k, ``H<k>.<m>`` slot m of the k-th H leg; sample
+references ``g<k>`` and ``H<k>.s<m>``.
 
 Nothing here is typed by hand: :func:`insertions` derives the vertices from the statistics of
-:data:`feyntk.spec.statistic.REGISTRY`. An order-1 statistic whose neurons pair up (every neuron
-label occurs exactly twice, like ``H_{ij} z_{i} z_{j}``) is one δ-term of the vertex of its field
-kinds; the vertex's δ-terms are the perfect matchings of its legs' neuron slots, each matched by
-exactly one declared statistic (up to field order, field symmetries and neuron names), which fixes
-the order of the tensor's sample indices. A matching that no statistic covers, or that two
-cover, is refused (:class:`~feyntk.errors.SpecError`): this is the consistency check of the
-declarations as a whole. Other statistics (order 0, or a neuron that occurs more than twice, as
-in ``H_{ii} z_{i} z_{i}``) are derived but are not vertices.
+:data:`feyntk.spec.statistic.REGISTRY`. A statistic of order k ≥ 1 whose neurons pair up (every
+neuron label occurs exactly twice, like ``H_{ij} z_{i} z_{j}``) is one δ-term of the vertex of its
+field kinds at order k; the vertex's δ-terms are the perfect matchings of its legs' neuron slots,
+each matched by exactly one declared statistic (up to field order, field symmetries and neuron
+names), which fixes the order of the tensor's sample indices. A matching that no statistic
+covers, or that two cover, is refused (:class:`~feyntk.errors.SpecError`): this is the
+consistency check of the declarations as a whole. Other statistics (order 0, or a neuron that
+occurs more than twice, as in ``H_{ii} z_{i} z_{i}``) are derived but are not vertices.
 
 Leading-order means (:func:`means`) give the O(1) value of an NTK-type factor that no insertion
 consumes: an order-0 statistic that is the mean of one field on one neuron (``E[Ĥ_{jk}] =
@@ -48,6 +50,8 @@ class Insertion:
     name: str
     legs: tuple[str, ...]
     terms: tuple[DeltaTerm, ...]
+    order: int = 1
+    """Its order in 1/n_{ℓ-1} (1: V, K¹, …; 2: K², V¹, V6)."""
 
     @property
     def z_legs(self) -> int:
@@ -74,9 +78,9 @@ def leg_refs(legs: tuple[str, ...]) -> tuple[list[str], list[str]]:
 
 
 def is_vertex(stat: Statistic) -> bool:
-    """Order 1 and every neuron label on exactly two slots: a δ-term of a layer-ℓ vertex."""
+    """Order ≥ 1 and every neuron label on exactly two slots: a δ-term of a layer-ℓ vertex."""
     fields = stat.correlator.fields
-    return stat.order == 1 and all(sum(f.labels.count(x) for f in fields) == 2
+    return stat.order >= 1 and all(sum(f.labels.count(x) for f in fields) == 2
                                    for x in stat.labels)
 
 
@@ -114,19 +118,20 @@ def _delta_term(stat: Statistic, legs, matching) -> DeltaTerm | None:
 @functools.lru_cache(maxsize=16)
 def _derive(token: int) -> tuple[tuple[Insertion, ...], dict[str, str]]:
     stats = list(REGISTRY.values())
-    groups: dict[tuple[str, ...], list[Statistic]] = {}
+    groups: dict[tuple[tuple[str, ...], int], list[Statistic]] = {}
     for s in stats:
         if is_vertex(s):
-            groups.setdefault(legs_of(s), []).append(s)
+            groups.setdefault((legs_of(s), s.order), []).append(s)
     out = []
-    for legs, members in groups.items():
+    for (legs, order), members in groups.items():
         terms = []
         for m, matching in enumerate(perfect_matchings(leg_refs(legs)[0])):
             found = [(stats.index(s), m, t) for s in members
                      if (t := _delta_term(s, legs, matching)) is not None]
             if not found:
                 raise SpecError(
-                    f"the layer-ℓ vertex with legs {legs} has the neuron pattern "
+                    f"the layer-ℓ vertex with legs {legs} at order 1/n^{order} has the neuron "
+                    "pattern "
                     f"{' '.join(f'δ({a},{b})' for a, b in matching)}, but none of the declared "
                     f"statistics {[s.name for s in members]} is that pattern: declare it, "
                     "or the recursions would miss its contributions")
@@ -137,7 +142,7 @@ def _derive(token: int) -> tuple[tuple[Insertion, ...], dict[str, str]]:
             terms.append(found[0])
         terms = tuple(t for _, _, t in sorted(terms, key=lambda x: x[:2]))
         name = "".join(dict.fromkeys(t.tensor for t in terms))
-        out.append(Insertion(name, legs, terms))
+        out.append(Insertion(name, legs, terms, order))
     means = {}
     for s in stats:
         fields = s.correlator.fields
@@ -147,7 +152,7 @@ def _derive(token: int) -> tuple[tuple[Insertion, ...], dict[str, str]]:
 
 
 def insertions() -> tuple[Insertion, ...]:
-    """Every order-1/n vertex of layer ℓ, derived from the declared statistics."""
+    """Every vertex of layer ℓ (orders 1/n, 1/n², …), derived from the declared statistics."""
     return _derive(registry_token())[0]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from feyntk.spec.statistic import REGISTRY
+from feyntk.spec.statistic import lookup
 
 
 def sample_symbol(label: str) -> sp.Symbol:
@@ -94,7 +94,7 @@ class DummySum(sp.Expr):
 def tensor(name: str, layer: str = r"\ell") -> sp.IndexedBase:
     """The IndexedBase of a statistic at a layer (LaTeX ``V^{(\\ell)}`` etc.), with the symbol
     declared in :mod:`feyntk.spec.statistic`."""
-    stat = REGISTRY.get(name)
+    stat = lookup(name)
     sym = stat.latex if stat is not None else name
     if "^" in sym:
         base, sup = sym.split("^", 1)

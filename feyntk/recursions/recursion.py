@@ -36,8 +36,7 @@ def term_expr(term: Term, form: str = "derivative", layer: str = r"\ell") -> sp.
     """One diagram term as a sympy expression."""
     factors = [term.weight, term.coeff]
     dummies = []
-    if term.tensor is not None:
-        name, idx = term.tensor
+    for name, idx in term.tensors:
         factors.append(tensor(name, layer)[tuple(sample_symbol(s) for s in idx)])
     for name, idx in term.means:
         factors.append(tensor(name, layer)[tuple(sample_symbol(s) for s in idx)])

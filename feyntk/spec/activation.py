@@ -72,8 +72,9 @@ _SYMPY_LOCALS = {"z": Z, "Heaviside": sp.Heaviside, "H": sp.Heaviside, "erf": sp
 DERIVATIVES = ("distributional", "pointwise")
 """How derivatives of kinked activations are defined (see the module docstring)."""
 
-MAX_ORDER = 6
-"""Highest derivative order that activations are asked for (the ddNTKs need 4)."""
+MAX_ORDER = 8
+"""Highest derivative order that activations are asked for (the ddNTKs need 4; the order-1/n²
+K² needs 8 in the derivative form: two V vertices on one blob)."""
 
 
 @dataclass(frozen=True)

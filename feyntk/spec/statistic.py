@@ -2,8 +2,9 @@
 
 A statistic is declared once, by its **defining correlator**: the joint cumulant of fields of
 layer ℓ with explicit neuron labels (distinct letters = distinct neurons) and sample labels, its
-order in 1/n (0: leading, 1: coefficient of 1/n with n = n_{ℓ-1}) and the sample order of the
-stored array. A name and a LaTeX symbol complete the declaration, e.g.::
+order in 1/n (0: leading, 1: coefficient of 1/n with n = n_{ℓ-1}, 2: of 1/n², see
+:data:`SECOND_ORDER`) and the sample order of the stored array. A name and a LaTeX symbol
+complete the declaration, e.g.::
 
     Statistic.declare("F", "F", "H_{ij;a1a2} z_{i;a3} z_{j;a4}", 1, "a1 a3 a2 a4")
 
@@ -98,7 +99,7 @@ class Correlator:
 
     Attributes:
         fields: the external fields (distinct labels = distinct neurons).
-        order: 0 for the leading kernel, 1 for the coefficient of 1/n_ℓ.
+        order: 0 for the leading kernel, k for the coefficient of 1/n_ℓ^k (k ≤ MAX_ORDER).
         output: the stored array's index order, as sample labels (MATH.md §3).
     """
 
@@ -130,6 +131,10 @@ def parse_fields(text: str) -> tuple[External, ...]:
 
 
 # -- statistics --------------------------------------------------------------------------------
+MAX_ORDER = 2
+"""Highest order in 1/n a statistic may be declared at (the engine's expansion is generic in the
+order: power counting, falling factorials and products of vertices; 2 is what is checked)."""
+
 @dataclass(frozen=True)
 class Statistic:
     """One tensor of the 1/n expansion: its declaration (see the module docstring).
@@ -185,7 +190,7 @@ class Statistic:
         """The correlator as text, e.g. ``"n κ(H_{ij;a1a2}, z_{i;a3}, z_{j;a4})"``."""
         body = ", ".join(f.text() for f in self.correlator.fields)
         body = f"κ({body})" if len(self.correlator.fields) > 1 else f"E[{body}]"
-        return f"n {body}" if self.order else body
+        return {0: body, 1: f"n {body}"}.get(self.order, f"n^{self.order} {body}")
 
     @property
     def sigma_order(self) -> int:
@@ -207,8 +212,10 @@ class Statistic:
         corr = self.correlator
         if not self.name or not isinstance(self.name, str):
             raise SpecError(f"a statistic needs a name, got {self.name!r}")
-        if corr.order not in (0, 1):
-            raise SpecError(f"{self.name}: order must be 0 or 1, got {corr.order!r}")
+        if not isinstance(corr.order, int) or isinstance(corr.order, bool) or not (
+                0 <= corr.order <= MAX_ORDER):
+            raise SpecError(f"{self.name}: order must be an integer 0..{MAX_ORDER}, "
+                            f"got {corr.order!r}")
         samples = [s for f in corr.fields for s in f.samples]
         for f in corr.fields:
             kind = FIELD_KINDS.get(f.kind)
@@ -251,6 +258,31 @@ _STATISTICS = (
 
 REGISTRY: dict[str, Statistic] = {s.name: s for s in _STATISTICS}
 """The declared statistics, in MATH.md's order (the fifteen; :func:`registered` adds more)."""
+
+SECOND_ORDER: tuple[Statistic, ...] = (
+    Statistic.declare("K2", "K^{2}", "z_{i;a1} z_{i;a2}", 2),
+    Statistic.declare("V1", "V^{1}", "z_{i;a1} z_{i;a2} z_{j;a3} z_{j;a4}", 2),
+    Statistic.declare("V6", "V_{6}", "z_{i;a1} z_{i;a2} z_{j;a3} z_{j;a4} z_{k;a5} z_{k;a6}", 2),
+)
+"""The order-1/n² statistics of the preactivations (MATH.md §7, issue 18): ``E[zz] = K + K¹/n +
+K²/n²``, ``n Cov[z_i z_i, z_j z_j] = V + V¹/n`` and ``V6 = n² κ(z_i z_i z_j z_j z_k z_k)`` for
+distinct neurons. Declared like the fifteen but not in the default :data:`REGISTRY` (whose
+contents the reported tensors, estimators and generated kernels follow): :func:`second_order`
+adds them for a ``with`` block, and :func:`lookup` (hence ``diagrams``, ``recursion``,
+``feyntk derive``) finds them by name."""
+
+
+def second_order():
+    """``with second_order():`` the registry with :data:`SECOND_ORDER` declared (their
+    vertices K², V¹, V6 join the insertion table); the ones already declared are kept."""
+    return registered(*(s for s in SECOND_ORDER if s.name not in REGISTRY))
+
+
+def lookup(name: str) -> Statistic | None:
+    """A declared statistic by name: the registry first, then :data:`SECOND_ORDER`."""
+    if isinstance(name, str) and name in REGISTRY:
+        return REGISTRY[name]
+    return next((s for s in SECOND_ORDER if s.name == name), None)
 
 
 class _Names(Sequence):
