@@ -1,0 +1,264 @@
+"""Second order in 1/n from the same engine (issue 18): K², V¹ and the six-point vertex V6.
+
+Definitions (MATH.md §7), n = n_{ℓ-1}:
+``E[z_{i;a1} z_{i;a2}] = K + K¹/n + K²/n²``, ``n Cov[z_i z_i, z_j z_j] = V + V¹/n`` (i ≠ j),
+``V6_{a1..a6} = n² κ(z_{i;a1}, z_{i;a2}, z_{j;a3}, z_{j;a4}, z_{k;a5}, z_{k;a6})`` (i, j, k distinct).
+
+Exact checks:
+
+* the sum of the connected second-order diagrams equals the joint cumulant computed by Möbius
+  inversion from *all* Wick contractions (moments at orders 0, 1, 2, no connectedness rule), on
+  random (unsymmetrised) layer-ℓ tensors: an algebraic identity;
+* symmetry factors from automorphisms equal the brute-force weights; grouped diagrams equal
+  the sum of their labelled candidates; first-order diagrams do not move;
+* closed forms of deep linear and relu networks (C_b = 0), single input — see
+  :func:`closed_forms`.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from feyntk.diagrams.diagram import candidates, correlator, diagrams
+from feyntk.diagrams.expand import expand
+from feyntk.diagrams.fields import C_W, C_b, RATIO, Correlator, lam_W, lam_b
+from feyntk.diagrams.generate import candidate_terms, generate, set_partitions
+from feyntk.diagrams.select import Selector
+from feyntk.diagrams.vertices import insertions
+from feyntk.errors import NotAvailableError
+from feyntk.numbers.evaluate import BlobCache
+from feyntk.numbers.second_order import evaluate, evaluate_term
+from feyntk.spec.activation import get_activation
+from feyntk.spec.network import Network
+from feyntk.spec.statistic import REGISTRY, SECOND_ORDER, TENSOR_NAMES, lookup, second_order
+
+NAMES = ("K2", "V1", "V6")
+VALUES = {C_W: 1.3, C_b: 0.2, lam_W: 0.7, lam_b: 0.4, RATIO: 1.6}
+
+
+def _random_state(N, seed=0, symmetric=False):
+    """Random layer-ℓ tensors of the preactivation sector; ``symmetric``: with the index
+    symmetries of their declarations (isomorphic diagrams are then equal in value)."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(N, N))
+    state = {"K": A @ A.T / N + 0.5 * np.eye(N)}
+    for name, rank in (("K1", 2), ("K2", 2), ("V", 4), ("V1", 4), ("V6", 6)):
+        T = rng.normal(size=(N,) * rank)
+        if symmetric:
+            group = lookup(name).symmetries
+            T = sum(np.transpose(T, g) for g in group) / len(group)
+        state[name] = T
+    return state
+
+
+def _value(cands, alpha, state, cache):
+    return sum(evaluate_term(t, alpha, state, cache, float(sp.sympify(t.coeff).subs(VALUES)))
+               for c in cands for t in candidate_terms(c))
+
+
+# -- (a) connected diagrams = Möbius cumulant of brute-force moments -------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_connected_diagrams_equal_moebius_cumulant_of_brute_force_moments(name):
+    """Σ connected diagrams at 1/n² == coefficient of 1/n² of the joint cumulant from all Wick
+    contractions: κ = Σ_π μ(π) Π_{B∈π} E[Π_B], each moment E = m0 + m1/n + m2/n² computed from
+    every candidate at that order (no connectedness rule)."""
+    N = 2
+    state = _random_state(N, seed=3)
+    cache = BlobCache(get_activation("tanh"), state["K"], "derivative")
+    corr = correlator(name)
+    fields = corr.fields
+    sel = Selector().without("connected")
+    rng = np.random.default_rng(1)
+    with second_order():
+        memo = {}
+
+        def moment(block, order, alpha):
+            key = (block, order)
+            if key not in memo:
+                sub = Correlator(tuple(fields[i] for i in block), order)
+                cands = [cand for c in expand(sub) for cand in generate(c, order)
+                         if sel.keep(cand)]
+                memo[key] = cands
+            return _value(memo[key], alpha, state, cache)
+
+        for _ in range(2):
+            idx = rng.integers(0, N, size=len(corr.output))
+            alpha = dict(zip(corr.output, idx))
+            total = 0.0
+            for part in set_partitions(list(range(len(fields)))):
+                blocks = [tuple(B) for B in part]
+                if any(sum(fields[i].labels[0] == x for i in B) % 2
+                       for B in blocks for x in "ijk"):
+                    continue  # a neuron occurring an odd number of times: zero moment
+                mu = (-1) ** (len(part) - 1) * math.factorial(len(part) - 1)
+                m = [[moment(B, k, alpha) for k in range(3)] for B in blocks]
+                # coefficient of 1/n² of Π_B (m0 + m1/n + m2/n²)
+                second = 0.0
+                for ks in np.ndindex(*(3,) * len(m)):
+                    if sum(ks) == 2:
+                        second += np.prod([m[b][k] for b, k in enumerate(ks)])
+                total += mu * second
+            engine = _value(candidates(name), alpha, state, cache)
+            assert engine == pytest.approx(total, rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_symmetry_factor_from_automorphisms_equals_brute_force_weight(name):
+    ds = diagrams(name)
+    assert ds and all(d.symmetry == d.weight for d in ds), [(d.kind, d.symmetry, d.weight)
+                                                            for d in ds]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_grouped_diagrams_equal_sum_of_labelled_candidates(name):
+    N = 2
+    state = _random_state(N, seed=7, symmetric=True)
+    cache = BlobCache(get_activation("gelu"), state["K"], "derivative")
+    corr = correlator(name)
+    for idx in [(0,) * len(corr.output), (0, 1) * (len(corr.output) // 2)]:
+        alpha = dict(zip(corr.output, idx))
+        grouped = sum(evaluate_term(t, alpha, state, cache,
+                                    float(sp.sympify(t.coeff).subs(VALUES)))
+                      for d in diagrams(name) for t in d.terms)
+        assert grouped == pytest.approx(_value(candidates(name), alpha, state, cache),
+                                        rel=1e-12, abs=1e-14)
+
+
+DIAGRAM_COUNTS = {
+    # K²: the one-neuron blob's 1/n² Gram–Charlier terms, ⟨∂^k(σσ)⟩ with
+    # ½K², ⅛V¹, (1/48)V6, ⅛(K¹)², (1/16)K¹V, (1/128)VV
+    "K2": {"K2": 1, "V1": 1, "V6": 1, "K1·K1": 1, "K1·V": 1, "V·V": 1},
+    # V¹: the one-blob 1/n corrections (K¹, V) of Cov(σσ, σσ); V¹ linking the two blobs; V6
+    # with two legs on one blob and four on the other (2 ways); K¹ in a blob with a V link (2);
+    # two V links, or a V link with a V inside either blob (3)
+    "V1": {"K1": 1, "V": 1, "V1": 1, "V6": 2, "K1·V": 2, "V·V": 3},
+    # V6: the one-neuron κ3 of three σσ (Gaussian), a V link between a two-pair blob and the
+    # third (3 ways), V6 linking three blobs, two V links in a chain (3 choices of the middle)
+    "V6": {"gaussian": 1, "V": 3, "V6": 1, "V·V": 3},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_diagram_counts(name):
+    counts = {}
+    for d in diagrams(name):
+        kind = "·".join(sorted(d.kind.split("·")))
+        counts[kind] = counts.get(kind, 0) + 1
+    assert counts == DIAGRAM_COUNTS[name]
+    assert len(diagrams(name)) == {"K2": 6, "V1": 10, "V6": 8}[name]
+
+
+def test_order_is_a_parameter_and_first_order_does_not_move():
+    before = {n: [(d.kind, d.symmetry, repr(d.terms)) for d in diagrams(n)] for n in TENSOR_NAMES}
+    names = [v.name for v in insertions()]
+    with second_order():
+        assert set(NAMES) <= set(REGISTRY)
+        table = {v.name: (v.order, len(v.terms), v.legs.count("z")) for v in insertions()}
+        # the order-1/n² vertices: K² corrects the two-leg vertex, V¹ the four-leg one, V6 is a
+        # six-leg vertex with the 15 perfect matchings of its legs as δ-terms
+        assert table["K2"] == (2, 1, 2) and table["V1"] == (2, 3, 4) and table["V6"] == (2, 15, 6)
+        assert table["K1"] == (1, 1, 2) and table["V"] == (1, 3, 4)
+        for n in ("K", "K1", "V", "Theta1", "F"):
+            assert [(d.kind, d.symmetry, repr(d.terms)) for d in diagrams(n)] == before[n]
+    assert [v.name for v in insertions()] == names and len(TENSOR_NAMES) == 15
+    assert not set(NAMES) & set(REGISTRY)
+    assert {s.name for s in SECOND_ORDER} == set(NAMES)
+    # order-2 terms with two vertices refuse the single-tensor accessor of one-vertex consumers
+    term = next(t for d in diagrams("K2") if d.kind == "V·V" for t in d.terms)
+    assert len(term.tensors) == 2
+    with pytest.raises(NotAvailableError, match="second_order"):
+        term.tensor
+
+
+def test_recursions_print_in_both_forms_and_through_the_cli(capsys):
+    from feyntk.cli import main
+    from feyntk.recursions.recursion import recursion
+
+    for name in NAMES:
+        for form in ("derivative", "inverse-metric"):
+            assert recursion(name, form).latex()
+    rec = recursion("V6")
+    assert "V_{6}^{(\\ell+1)}" in rec.latex() and "V_{6}^{(\\ell)}" in rec.latex()
+    assert "K^{2,(\\ell)}" in recursion("K2").latex()
+    assert main(["derive", "V6", "--latex"]) == 0
+    assert r"\begin{aligned} {V_{6}^{(\ell+1)}}_{\alpha_{1}," in capsys.readouterr().out
+    assert main(["diagrams", "K2"]) == 0
+    assert "K2: 6 diagrams" in capsys.readouterr().out
+
+
+# -- (b) closed forms: deep linear and relu networks, C_b = 0, single input --------------------
+def closed_forms(widths, a: float, c: float, K: float, layer: int) -> dict:
+    """Exact finite-width statistics at ``layer`` of a scale-invariant network with C_b = 0.
+
+    With one input every layer is conditionally Gaussian: z^{(ℓ)}_i | layer ℓ−1 ~ N(0, Ĝ) with
+    Ĝ = (C_W/n_{ℓ−1}) Σ_j σ(z^{(ℓ−1)}_j)², and by scale invariance Ĝ = K^{(ℓ)} Π_{m=1}^{ℓ−1} X_m
+    with independent X_m = (1/n_m) Σ_{j ≤ n_m} Y_j / E[Y] (Y = σ(ξ)², ξ ~ N(0, 1)), E[X_m] = 1,
+    n_m Var X_m = a, n_m² κ3(X_m) = c: deep linear a = Var(ξ²) = 2, c = κ3(ξ²) = 8; relu
+    (Y = ξ²θ(ξ), E[Y^k] = (2k−1)!!/2) a = 4 Var Y = 5, c = 8 κ3(Y) = 44.
+
+    Then E[z²] = E[Ĝ] = K exactly (K¹ = K² = 0), n Cov[z_i², z_j²] = n Var Ĝ and
+    κ(z_i, z_i, z_j, z_j, z_k, z_k) = κ3(Ĝ). With n = n_{ℓ−1} and ρ_m = n_{ℓ−1}/n_m, expanding
+    Π(1 + aρ_m/n) and Π(1 + 3aρ_m/n + cρ_m²/n²) in 1/n:
+
+        V  = a K² Σ_m ρ_m,          V¹ = a² K² e₂(ρ),          V6 = K³ (c Σ_m ρ_m² + 6 a² e₂(ρ))
+
+    (e₂ the second elementary symmetric polynomial). Equal widths, L' = ℓ − 1: V = a L' K²,
+    V¹ = a² C(L', 2) K², V6 = K³ (c L' + 6a² C(L', 2)): deep linear V¹ = 2(ℓ−1)(ℓ−2) K²,
+    V6 = 4(ℓ−1)(3ℓ−4) K³; relu V¹ = 25 C(ℓ−1, 2) K², V6 = (44(ℓ−1) + 75(ℓ−1)(ℓ−2)) K³.
+    """
+    rho = [widths[layer - 1] / widths[m] for m in range(1, layer)]
+    e2 = sum(rho[i] * rho[j] for i in range(len(rho)) for j in range(i))
+    return {"K1": 0.0, "K2": 0.0, "V": a * K ** 2 * sum(rho), "V1": a ** 2 * K ** 2 * e2,
+            "V6": K ** 3 * (c * sum(r * r for r in rho) + 6 * a ** 2 * e2)}
+
+
+def _exact_moments_check(widths, act, C_W_, a, c):
+    net = Network.create(widths, act, C_W=C_W_, C_b=0.0)
+    x = [[0.7, -0.2, 1.1]]
+    out = evaluate(net, x, ["K2", "V1", "V6"])
+    for layer, st in out["layers"].items():
+        K = float(st["K"][0, 0])
+        ref = closed_forms(widths, a, c, K, layer)
+        for name, want in ref.items():
+            got = float(np.asarray(st[name]).flat[0])
+            assert got == pytest.approx(want, rel=1e-10, abs=1e-10 * K ** 3), (act, layer, name)
+    return out
+
+
+def test_closed_forms_against_the_moment_expansion():
+    """The closed forms are the 1/n series of the exact moments (independent of the engine)."""
+    t = sp.Symbol("t", positive=True)  # 1/n
+    for a, c in ((2, 8), (5, 44)):
+        for rho in ([1, 1, 1], [0.5, 2.0, 1.25, 1.0]):
+            m2 = sp.Mul(*(1 + a * r * t for r in rho))
+            m3 = sp.Mul(*(1 + 3 * a * r * t + c * r ** 2 * t ** 2 for r in rho))
+            var = sp.expand(m2 - 1)
+            k3 = sp.expand(m3 - 3 * m2 + 2)
+            e2 = sum(rho[i] * rho[j] for i in range(len(rho)) for j in range(i))
+            assert float(var.coeff(t, 1)) == pytest.approx(a * sum(rho))
+            assert float(var.coeff(t, 2)) == pytest.approx(a ** 2 * e2)
+            assert k3.coeff(t, 1) == 0
+            assert float(k3.coeff(t, 2)) == pytest.approx(c * sum(r * r for r in rho)
+                                                          + 6 * a ** 2 * e2)
+    # relu's moments of Y = ξ²θ(ξ): a = 4 Var Y, c = 8 κ3(Y)
+    EY = [sp.Rational(1), sp.Rational(1, 2), sp.Rational(3, 2), sp.Rational(15, 2)]
+    assert 4 * (EY[2] - EY[1] ** 2) == 5
+    assert 8 * (EY[3] - 3 * EY[2] * EY[1] + 2 * EY[1] ** 3) == 44
+
+
+@pytest.mark.parametrize("act,C_W_,a,c", [("linear", 1.0, 2, 8), ("relu", 2.0, 5, 44)])
+def test_deep_linear_and_relu_at_criticality_equal_widths(act, C_W_, a, c):
+    out = _exact_moments_check([3, 8, 8, 8, 8, 8], act, C_W_, a, c)
+    st = out["layers"][5]
+    K = float(st["K"][0, 0])
+    assert float(st["V6"].flat[0]) == pytest.approx(
+        {"linear": 4 * 4 * 11, "relu": 44 * 4 + 75 * 4 * 3}[act] * K ** 3, rel=1e-10)
+
+
+@pytest.mark.parametrize("act,a,c", [("linear", 2, 8), ("relu", 5, 44)])
+def test_deep_linear_and_relu_unequal_widths_and_scales(act, a, c):
+    """Width ratios enter as r² for order-1/n² vertices; per-layer C_W only rescales K."""
+    C_W_ = [1.0, 1.3, 0.8, 1.1, 0.9] if act == "linear" else [2.0, 1.5, 2.4, 2.0, 1.7]
+    _exact_moments_check([3, 6, 10, 4, 8, 5], act, C_W_, a, c)
