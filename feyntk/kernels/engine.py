@@ -1,6 +1,9 @@
 """Layer-by-layer evaluation with generated kernels (numba on the CPU, JAX anywhere).
 
-Same contract as the oracle :func:`feyntk.numbers.evaluate.evaluate`; per layer step:
+The :class:`KernelStep` behind the layer driver :mod:`feyntk.numbers.driver` (whose
+:func:`~feyntk.numbers.driver.evaluate` is this module's ``evaluate``: same contract as the oracle
+:func:`feyntk.numbers.evaluate.evaluate`, ``backend="auto"`` takes JAX on a GPU, else numba); per
+layer step:
 
 1. **tables**: the Gaussian integrals of every blob pattern over every subset of distinct
    samples (:mod:`feyntk.kernels.tables`), scattered into label-space tables;
@@ -23,33 +26,25 @@ from __future__ import annotations
 import functools
 import sys
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from feyntk.diagrams.diagram import correlator
-from feyntk.errors import MemoryBudgetError
 from feyntk.kernels.lower import Table, lower, symmetries
 from feyntk.kernels.module import HYPER, codegen
 from feyntk.kernels.tables import fill, fill_from_cache, integrals, requests, subsets_of, \
     table_bytes
-from feyntk.numbers.evaluate import MEMORY_BUDGET, BlobCache, choose_form, dependencies, \
-    first_layer, state_bytes
-from feyntk.numbers.repeated import check_expanded_memory, find_repeats, relabelled
+from feyntk.numbers import driver
+from feyntk.numbers.driver import BACKENDS as BACKENDS
+from feyntk.numbers.driver import Hyper
+from feyntk.numbers.driver import available_backends as available_backends
+from feyntk.numbers.driver import choose_backend as choose_backend
+from feyntk.numbers.driver import evaluate as evaluate
+from feyntk.numbers.driver import has_gpu as has_gpu
+from feyntk.numbers.evaluate import BlobCache, first_layer, state_bytes
+from feyntk.numbers.repeated import relabelled
+from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
-
-BACKENDS = ("numpy", "numba", "jax")
-
-
-def available_backends() -> tuple[str, ...]:
-    """Backends that can run here (numpy always)."""
-    out = ["numpy"]
-    for mod in ("numba", "jax"):
-        try:
-            __import__(mod)
-            out.append(mod)
-        except ImportError:  # pragma: no cover
-            pass
-    return tuple(out)
 
 
 def _setup_jax() -> None:
@@ -61,29 +56,6 @@ def _setup_jax() -> None:
     jax.config.update("jax_enable_x64", True)
     if not jax.config.jax_compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
-
-
-def has_gpu() -> bool:
-    try:
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    except Exception:  # pragma: no cover - no jax or no devices
-        return False
-
-
-def choose_backend(backend: str = "auto") -> str:
-    """``auto``: JAX when a GPU is present, else numba, else numpy."""
-    if backend != "auto":
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS} or 'auto', got {backend!r}")
-        if backend not in available_backends():
-            raise ValueError(f"backend {backend!r} is not installed here")
-        return backend
-    avail = available_backends()
-    if "jax" in avail and has_gpu():
-        return "jax"
-    return "numba" if "numba" in avail else "numpy"
 
 
 @functools.lru_cache(maxsize=128)
@@ -102,21 +74,6 @@ def memory_needed(closure, form: str, N: int, smooth: bool = True) -> int:
     """Bytes for two layers of states plus the tables and integrals of one step."""
     tables = {k: v for n in closure for k, v in lower(n, form, smooth).tables.items()}
     return state_bytes(closure, N) + table_bytes(tables.values(), N)
-
-
-def check_memory(names, closure, form: str, N: int, budget: int | None,
-                 smooth: bool = True, distinct: bool = False) -> None:
-    """Refuse requests over N inputs (``distinct``: the N distinct ones of repeated inputs)
-    whose states and tables would not fit."""
-    need = memory_needed(closure, form, N, smooth)
-    budget = MEMORY_BUDGET if budget is None else budget
-    if need > budget:
-        raise MemoryBudgetError(
-            f"predicting {list(names)} for N = {N}{' distinct' if distinct else ''} inputs needs "
-            f"{need / 2**30:.2f} GiB (layer states of {', '.join(closure)} and the "
-            f"Gaussian-expectation tables; rank-4 tensors hold N^4 entries), more than the budget "
-            f"of {budget / 2**30:.2f} GiB. Use fewer inputs, request fewer rank-4 tensors, or "
-            "raise max_memory_bytes.")
 
 
 @functools.lru_cache(maxsize=64)
@@ -184,78 +141,59 @@ def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
     return new
 
 
-def evaluate(network: Network, inputs, names, layer: int | None = None, *, form: str = "auto",
-             backend: str = "auto", max_memory_bytes: int | None = None,
-             verbose: bool = False, log=None, report=None,
-             fine: bool = False) -> dict[str, np.ndarray]:
-    """Evaluate statistics ``names`` at ``layer`` with generated kernels.
+@dataclass
+class KernelStep:
+    """Generated kernels behind :class:`feyntk.numbers.driver.LayerStep` (``backend`` numba or
+    jax); the kernels are generated (or loaded from the cache) at the first step, so that
+    layer 1 needs none. ``verbose``: print the wall time of every step (to ``log``)."""
 
-    Same arguments and result as :func:`feyntk.numbers.evaluate.evaluate`, plus:
+    closure: tuple[str, ...]
+    form: str
+    act: Activation
+    backend: str
+    report: object = None
+    fine: bool = False
+    verbose: bool = False
+    log: object = None
+    originals: tuple[int, ...] | None = None
+    gen: object = field(default=None, repr=False)
 
-    Args:
-        backend: ``"numba"``, ``"jax"``, ``"numpy"`` (the oracle itself) or ``"auto"``.
-        verbose: print the wall time of every layer step (to ``log``, default stderr).
-        report: a :class:`~feyntk.numbers.gaussian.QuadratureReport` to record integrals that
-            stopped at the largest rule unconverged.
-        fine: larger quadrature caps for 3- and 4-sample integrals.
+    def memory(self, N: int) -> tuple[int, str]:
+        return (memory_needed(self.closure, self.form, N, self.act.is_smooth),
+                f"layer states of {', '.join(self.closure)} and the Gaussian-expectation tables; "
+                f"{driver.RANK4}")
 
-    Repeated inputs are evaluated once and their rows repeated (:mod:`feyntk.numbers.repeated`);
-    the memory check counts the distinct inputs (and the expanded results).
-    """
-    from feyntk.numbers.evaluate import evaluate as oracle
+    def start(self, network: Network, x: np.ndarray) -> dict:
+        return first_layer(network, x, self.closure)
 
-    backend = choose_backend(backend)
-    x = check_inputs(inputs, network.n0)
-    layer = network.L if layer is None else network.check_layer(layer)
-    closure = dependencies(names)
-    act = network.activation
-    form = choose_form(act, [n for n in closure if n != "K"], form) if layer > 1 else "derivative"
-    if backend == "numpy":
-        return oracle(network, x, names, layer, form=form, max_memory_bytes=max_memory_bytes,
-                      report=report, fine=fine)
-    rep = find_repeats(x)
-    if not rep.repeated:
-        return _evaluate(network, x, names, layer, closure, form, backend, max_memory_bytes,
-                         verbose, log, report, fine)
-    budget = MEMORY_BUDGET if max_memory_bytes is None else max_memory_bytes
-    check_expanded_memory(names, [len(correlator(n).output) for n in names], rep, budget)
-    out = _evaluate(network, rep.unique, names, layer, closure, form, backend,
-                    max_memory_bytes, verbose, log, report, fine, tuple(rep.first.tolist()))
-    return rep.expand(out)
+    def _generate(self):
+        if self.backend == "jax":
+            _setup_jax()
+        t = time.perf_counter()
+        self.gen = codegen(self.closure, self.act, self.form, self.backend)
+        if self.verbose:
+            print(f"codegen {self.gen.key}: {time.perf_counter() - t:.3f} s "
+                  f"({', '.join(map(str, self.gen.path))})", file=self.log or sys.stderr)
+
+    def step(self, state: dict, hp: Hyper) -> dict:
+        if self.gen is None:
+            self._generate()
+        t = time.perf_counter()
+        timings: dict = {}
+        new = step(self.gen, self.closure, state, self.act, hp.symbols(), self.backend,
+                   state["K"].shape[0], timings, self.report, self.fine, self.originals)
+        if self.verbose:
+            print(f"layer {hp.index - 1} -> {hp.index}: {time.perf_counter() - t:.3f} s (tables "
+                  f"{timings['tables']:.3f} s, contraction {timings['contract']:.3f} s)",
+                  file=self.log or sys.stderr)
+        return new
 
 
 def _evaluate(network: Network, x: np.ndarray, names, layer: int, closure, form: str,
               backend: str, max_memory_bytes, verbose, log, report, fine,
               originals: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
-    """:func:`evaluate` with generated kernels on the inputs as given (``originals``: their
-    indices in the caller's inputs, for error messages)."""
-    N = x.shape[0]
-    act = network.activation
-    check_memory(names, closure, form, N, max_memory_bytes, act.is_smooth,
-                 distinct=originals is not None)
-    log = log or sys.stderr
-    state = first_layer(network, x, closure)
-    if layer == 1:
-        return {n: state[n] for n in names}
-    if backend == "jax":
-        _setup_jax()
-    t = time.perf_counter()
-    gen = codegen(closure, act, form, backend)
-    if verbose:
-        print(f"codegen {gen.key}: {time.perf_counter() - t:.3f} s "
-              f"({', '.join(map(str, gen.path))})", file=log)
-    from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
-
-    for l in range(1, layer):
-        hp = network.layer(l + 1)
-        values = {C_W: hp.C_W, C_b: hp.C_b, lam_W: hp.lambda_W, lam_b: hp.lambda_b,
-                  RATIO: network.widths[l] / network.widths[l - 1]}
-        t = time.perf_counter()
-        timings: dict = {}
-        state = step(gen, closure, state, act, values, backend, N, timings, report, fine,
-                     originals)
-        if verbose:
-            print(f"layer {l} -> {l + 1}: {time.perf_counter() - t:.3f} s (tables "
-                  f"{timings['tables']:.3f} s, contraction {timings['contract']:.3f} s)",
-                  file=log)
-    return {n: state[n] for n in names}
+    """:func:`evaluate` on the inputs as given (``originals``: their indices in the caller's
+    inputs, for error messages)."""
+    return driver.evaluate_as_given(network, check_inputs(x, network.n0), names, layer, closure,
+                                    form, backend, max_memory_bytes, verbose=verbose, log=log,
+                                    report=report, fine=fine, originals=originals)

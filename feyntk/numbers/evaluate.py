@@ -26,14 +26,15 @@ import numpy as np
 import sympy as sp
 
 from feyntk.diagrams.diagram import correlator, diagrams
-from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
-from feyntk.errors import ActivationError, MemoryBudgetError
+from feyntk.errors import ActivationError
+from feyntk.numbers import driver
 from feyntk.numbers.distributions import blob_expectation
+from feyntk.numbers.driver import MEMORY_BUDGET as MEMORY_BUDGET  # noqa: F401 (re-export)
+from feyntk.numbers.driver import Hyper, array_bytes, first_kernels
 from feyntk.numbers.gaussian import (QuadratureReport, check_kinks_at_zero_variance, expect,
                                      require_invertible)
-from feyntk.numbers.repeated import check_expanded_memory, find_repeats
 from feyntk.spec.activation import Activation
-from feyntk.spec.network import Network, check_inputs
+from feyntk.spec.network import Network
 from feyntk.spec.statistic import TENSOR_NAMES
 
 FORMS = ("derivative", "inverse-metric")
@@ -307,59 +308,56 @@ def step(name: str, state: dict, cache: BlobCache, values: dict, N: int) -> np.n
 
 
 def first_layer(network: Network, x: np.ndarray, names) -> dict:
-    """Layer-1 state: exact K, Θ; every 1/n tensor vanishes."""
-    gram = x @ x.T / network.n0
-    lay = network.layer(1)
+    """Layer-1 state: exact K, Θ (:func:`feyntk.numbers.driver.first_kernels`); every 1/n
+    tensor vanishes."""
+    K, Theta = first_kernels(network, x)
     N = x.shape[0]
-    state = {}
-    for n in names:
-        if n == "K":
-            state[n] = lay.C_b + lay.C_W * gram
-        elif n == "Theta":
-            state[n] = lay.lambda_b + lay.lambda_W * gram
-        else:
-            state[n] = np.zeros((N,) * len(correlator(n).output))
-    return state
-
-
-MEMORY_BUDGET = 4 * 2**30
-"""Default bytes the numpy path may hold for layer states (two layers of every tensor)."""
+    exact = {"K": K, "Theta": Theta}
+    return {n: exact[n] if n in exact else np.zeros((N,) * len(correlator(n).output))
+            for n in names}
 
 
 def state_bytes(closure, N: int) -> int:
-    return 2 * 8 * sum(N ** len(correlator(n).output) for n in closure)
+    """Bytes of two layers of states of every statistic in ``closure`` over N samples."""
+    return array_bytes([len(correlator(n).output) for n in closure], N, copies=2)
+
+
+@dataclass
+class OracleStep:
+    """The numpy oracle behind :class:`feyntk.numbers.driver.LayerStep`: every statistic of
+    ``closure`` by :func:`step`, blobs integrated by a fresh :class:`BlobCache` per layer."""
+
+    closure: tuple[str, ...]
+    form: str
+    act: Activation
+    report: QuadratureReport | None = None
+    fine: bool = False
+    originals: tuple[int, ...] | None = None
+
+    def memory(self, N: int) -> tuple[int, str]:
+        return state_bytes(self.closure, N), (f"layer states of {', '.join(self.closure)}; "
+                                              f"{driver.RANK4}")
+
+    def start(self, network: Network, x: np.ndarray) -> dict:
+        return first_layer(network, x, self.closure)
+
+    def step(self, state: dict, hp: Hyper) -> dict:
+        cache = BlobCache(self.act, state["K"], self.form, report=self.report, fine=self.fine,
+                          originals=self.originals)
+        N = state["K"].shape[0]
+        values = hp.symbols()
+        return {n: step(n, state, cache, values, N) for n in self.closure}
 
 
 def evaluate(network: Network, inputs, names, layer: int | None = None, *,
              form: str = "auto", max_memory_bytes: int | None = None,
              report: QuadratureReport | None = None,
              fine: bool = False) -> dict[str, np.ndarray]:
-    """Evaluate statistics ``names`` at ``layer`` (default L) by the derived recursions.
-
-    Args:
-        network, inputs: the network and its (N, n0) inputs.
-        names: statistics to return (their dependency closure is computed).
-        form: ``"derivative"``, ``"inverse-metric"`` or ``"auto"`` (derivative when the
-            activation is smooth enough).
-        max_memory_bytes: refuse (before allocating) requests whose states would not fit.
-        report: where to record Gaussian integrals that stopped unconverged.
-        fine: larger quadrature caps for 3- and 4-sample integrals (see
-            :func:`feyntk.numbers.gaussian.tensor_levels`).
-
-    Repeated inputs are evaluated once and their rows repeated (:mod:`feyntk.numbers.repeated`).
-    """
-    x = check_inputs(inputs, network.n0)
-    rep = find_repeats(x)
-    if not rep.repeated:
-        return _evaluate(network, x, names, layer, form=form, max_memory_bytes=max_memory_bytes,
-                         report=report, fine=fine)
-    dependencies(names)  # unknown names are refused as without repeats
-    budget = MEMORY_BUDGET if max_memory_bytes is None else max_memory_bytes
-    check_expanded_memory(names, [len(correlator(n).output) for n in names], rep, budget)
-    out = _evaluate(network, rep.unique, names, layer, form=form,
-                    max_memory_bytes=max_memory_bytes, report=report, fine=fine,
-                    originals=tuple(rep.first.tolist()))
-    return rep.expand(out)
+    """Evaluate statistics ``names`` at ``layer`` (default L) by the derived recursions with the
+    numpy oracle: :func:`feyntk.numbers.driver.evaluate` (arguments, refusals and the treatment
+    of repeated inputs there) with ``backend="numpy"``."""
+    return driver.evaluate(network, inputs, names, layer, form=form, backend="numpy",
+                           max_memory_bytes=max_memory_bytes, report=report, fine=fine)
 
 
 def _evaluate(network: Network, x: np.ndarray, names, layer: int | None = None, *,
@@ -368,25 +366,7 @@ def _evaluate(network: Network, x: np.ndarray, names, layer: int | None = None, 
               originals: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
     """:func:`evaluate` on the inputs as given (``originals``: their indices in the caller's
     inputs, for error messages)."""
-    x = check_inputs(x, network.n0)
-    layer = network.L if layer is None else network.check_layer(layer)
-    closure = dependencies(names)
-    need = state_bytes(closure, x.shape[0])
-    budget = MEMORY_BUDGET if max_memory_bytes is None else max_memory_bytes
-    if need > budget:
-        distinct = "" if originals is None else " distinct"
-        raise MemoryBudgetError(
-            f"predicting {list(names)} for N = {x.shape[0]}{distinct} inputs needs "
-            f"{need / 2**30:.2f} GiB for the layer states ({', '.join(closure)}; rank-4 tensors "
-            f"hold N^4 entries), more than the budget of {budget / 2**30:.2f} GiB. Use fewer "
-            "inputs, request fewer rank-4 tensors, or raise max_memory_bytes.")
-    act = network.activation
-    form = choose_form(act, [n for n in closure if n != "K"], form) if layer > 1 else "derivative"
-    state = first_layer(network, x, closure)
-    for l in range(1, layer):
-        hp = network.layer(l + 1)
-        ratio = network.widths[l] / network.widths[l - 1]
-        values = {C_W: hp.C_W, C_b: hp.C_b, lam_W: hp.lambda_W, lam_b: hp.lambda_b, RATIO: ratio}
-        cache = BlobCache(act, state["K"], form, report=report, fine=fine, originals=originals)
-        state = {n: step(n, state, cache, values, x.shape[0]) for n in closure}
-    return {n: state[n] for n in names}
+    x, layer, closure, form = driver.prepare(network, x, names, layer, form)
+    return driver.evaluate_as_given(network, x, names, layer, closure, form, "numpy",
+                                    max_memory_bytes, report=report, fine=fine,
+                                    originals=originals)

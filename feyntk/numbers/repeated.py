@@ -12,6 +12,7 @@ create), so duplicates work in every form and backend, also where a coinciding p
 otherwise be refused (relu's δ-terms, the inverse-metric form's K⁻¹). Inputs that are merely
 collinear (x and 2x) are distinct rows and keep their own treatment.
 
+The layer driver does this for all of them (:func:`feyntk.numbers.driver.on_distinct`).
 Downstream of the entry everything sees distinct inputs: memory is counted for them (plus the
 expanded results), and refusals name the *original* index of each distinct input (its first
 occurrence), see :attr:`Repeats.first` and :func:`relabelled`.
@@ -26,7 +27,7 @@ from typing import Mapping
 
 import numpy as np
 
-from feyntk.errors import FeyntkError, MemoryBudgetError
+from feyntk.errors import FeyntkError
 
 
 @dataclass(frozen=True)
@@ -101,22 +102,6 @@ def expand_samples(a: np.ndarray, inverse: np.ndarray) -> np.ndarray:
     if a.ndim == 0:
         return a.copy()
     return a[np.ix_(*([inverse] * a.ndim))]
-
-
-def output_bytes(ranks, N: int) -> int:
-    """Bytes of float64 results with the given numbers of sample axes over N inputs."""
-    return 8 * sum(N ** r for r in ranks)
-
-
-def check_expanded_memory(names, ranks, rep: Repeats, budget: int) -> None:
-    """Refuse, before evaluating, expanded results over all N inputs that would not fit."""
-    need = output_bytes(ranks, rep.N)
-    if need > budget:
-        raise MemoryBudgetError(
-            f"the results {list(names)} over N = {rep.N} inputs ({rep.M} distinct) need "
-            f"{need / 2**30:.2f} GiB once the repeated inputs are expanded, more than the budget "
-            f"of {budget / 2**30:.2f} GiB. Use fewer inputs, request fewer rank-4 tensors, or "
-            "raise max_memory_bytes.")
 
 
 _LABEL = re.compile(r"x\[(\d+)\]")
