@@ -706,12 +706,6 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
 
 
 # -- pairs of σ-derivatives ----------------------------------------------------------------
-def _pair_covariances(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    iu = np.triu_indices(K.shape[0])
-    Kaa, Kbb, Kab = K[iu[0], iu[0]], K[iu[1], iu[1]], K[iu[0], iu[1]]
-    return Kaa, Kbb, Kab
-
-
 def _closed_pair(act: Activation, k1: int, k2: int, Kaa, Kbb, Kab) -> np.ndarray | None:
     """E[σ^{(k1)}(z_a) σ^{(k2)}(z_b)] in closed form, or None if none is known here."""
     fam = act.closed_form
@@ -801,7 +795,8 @@ def pair_table(act: Activation, K, k1: int = 0, k2: int | None = None, *,
     Args:
         act: the activation.
         K: (N, N) covariance of the preactivations.
-        k1, k2: derivative orders (k2 defaults to k1).
+        k1, k2: derivative orders (k2 defaults to k1); for k1 ≠ k2 every ordered pair is
+            integrated (the table is not symmetric).
         method: ``"auto"`` (closed form when one exists, else quadrature), ``"closed"``,
             ``"quadrature"`` (smooth σ: Mehler's expansion, :mod:`feyntk.numbers.pairs`, with
             the polar rule for the pairs it does not resolve; kinked σ: the polar rule) or
@@ -812,8 +807,9 @@ def pair_table(act: Activation, K, k1: int = 0, k2: int | None = None, *,
     K = np.asarray(K, dtype=float)
     N = K.shape[0]
     check_kinks_at_zero_variance(act, (k1, k2), K, labels)
-    Kaa, Kbb, Kab = _pair_covariances(K)
-    iu = np.triu_indices(N)
+    # pairs (a ≤ b) of a symmetric table, every ordered pair (a, b) of an asymmetric one
+    iu = np.triu_indices(N) if k1 == k2 else tuple(np.indices((N, N)).reshape(2, -1))
+    Kaa, Kbb, Kab = K[iu[0], iu[0]], K[iu[1], iu[1]], K[iu]
     value = err = None
     if method in ("auto", "closed"):
         value = _closed_pair(act, k1, k2, Kaa, Kbb, Kab)
@@ -846,10 +842,6 @@ def pair_table(act: Activation, K, k1: int = 0, k2: int | None = None, *,
     if k1 == k2:
         V[iu[1], iu[0]] = value
         E[iu[1], iu[0]] = err
-    else:  # asymmetric: fill the lower triangle with the swapped pair
-        low = pair_table(act, K.T, k2, k1, method=method, rtol=rtol, labels=labels)
-        V = np.where(np.triu(np.ones((N, N), bool)), V, low.value.T)
-        E = np.where(np.triu(np.ones((N, N), bool)), E, low.error.T)
     if not np.all(np.isfinite(V)):
         raise DegenerateKernelError(
             f"Gaussian expectation of {act.name!r} is not finite for this kernel "

@@ -14,15 +14,20 @@ over all pairs at once), instead of thousands of 2-d nodes per pair.
 Accuracy, per sample (:func:`coefficients`): the m-node Gauss–Hermite rule is a discrete
 orthogonal transform (nodes x_i, ``Q[k, i] = sqrt(w_i) h_k(x_i)``, Q orthogonal), so the
 discrete coefficients ``c = Q (sqrt(w) ∘ f(s x))`` carry all of Σ w_i f(s x_i)² (Parseval). A
-sample is *resolved* at level m when the energy in the top quarter of that spectrum is below
-:data:`ALIAS` of the total (f is then represented far below m, so the rule is exact to rounding
-for the coefficients used) and the truncation n (the tail Σ_{k>n} c_k² below :data:`TAIL` of the
-total) is at most m/2; else m doubles, up to :data:`LEVELS`' last. By Cauchy–Schwarz the
-truncation error of a pair is at most ``|ρ|^{n+1} sqrt(T_a T_b)`` with T the tail energies, at
-most ``sqrt(TAIL)``² ≈ 1e-18 of ``sqrt(E[f²] E[g²])``: this and a rounding term are the error
-estimate. Analytic activations whose singularities lie at a distance δ from the real axis have
+sample keeps its coefficients up to the last one above :data:`NOISE` (1e-15) of ``sqrt(E[f²])``
+(n_a) and is *resolved* at level m when n_a < m/2: the upper half of the spectrum is rounding, f
+is represented far below m and the rule is exact to rounding for the coefficients kept; else m
+doubles, up to :data:`LEVELS`' last. The error estimate of a pair (:func:`mehler_pairs`): each
+coefficient's absolute error (:data:`COEF_ERR` of sqrt(E[f²]), which covers the dropped ones)
+times the other sample's Σ_k |c_k| |ρ|^k, the rounding of the sum, and by Cauchy–Schwarz
+``|ρ|^{n+1} sqrt(T_a T_b)`` for the terms beyond the table's n (T: tail energies). Pairs whose
+estimate exceeds 1e-12 of their value (cancelling sums) or whose samples are not resolved go
+to the polar rule.
+
+Analytic activations whose singularities lie at a distance δ from the real axis have
 coefficients falling like ``exp(-δ·sqrt(k)/s)``, so n grows like the variance: tanh needs
-n ≈ 200 at K_aa = 1, ≈ 700 at K_aa = 4; gelu, softplus, swish, sin far fewer. Samples not
+n ≈ 270 (m = 1024) at K_aa = 1, ≈ 900 (m = 2048) at K_aa = 4; gelu, softplus, swish, sin
+far fewer. Samples not
 resolved at the last level (large variances of tanh or erf, steep softplus_β, kinked or
 too fast growing functions) are reported back; the caller integrates their pairs with the
 2-d polar rule (:func:`feyntk.numbers.gaussian.expect`).
@@ -37,15 +42,14 @@ from scipy.special import roots_hermitenorm
 
 LEVELS = (128, 256, 512, 1024, 2048)
 """Gauss–Hermite node counts m tried per sample, in order."""
-TAIL = 1e-18
-"""Truncation: the coefficients beyond n carry at most this fraction of E[f(s u)²]."""
-ALIAS = 1e-24
-"""Resolution: the top quarter of the m-point discrete spectrum carries at most this fraction of
-the energy (the rounding floor of the transform is ~1e-26)."""
-
-
+NOISE = 1e-15
+"""Resolution: the top quarter of a sample's discrete spectrum is below NOISE·sqrt(E[f(s u)²]);
+the rounding floor of the transform is 1-2.5e-16 of it (measured, m = 128-2048)."""
+AMP = 1e-8
+"""The table's truncation n: past it every coefficient is below AMP of its sample's scale."""
 COEF_ERR = 16 * np.finfo(float).eps
-"""Absolute error of a coefficient relative to sqrt(E[f²]) (measured orthogonality of Q: ~1e-15)."""
+"""Absolute error of a coefficient relative to sqrt(E[f²]) (rounding, the orthogonality of Q to
+~3e-15, and the coefficients below NOISE that a sample's truncation drops)."""
 PAIR_RTOL = 1e-12
 PAIR_ATOL = 1e-16
 """A pair is accepted when its error estimate is below PAIR_RTOL·|value| + PAIR_ATOL·
@@ -101,14 +105,18 @@ def _basis_parts(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def coefficients(f, s: np.ndarray, levels=LEVELS):
     """Hermite coefficients ``c_k = E[f(s u) h_k(u)]`` of f at each scale s (S,).
 
-    Returns ``(C, tails, ok)``: C (S, n + 1) with n the largest truncation among the resolved
-    samples; ``tails`` (S, n + 2) with ``tails[a, j] = Σ_{k ≥ j} c_ak²`` (coefficients beyond a
-    sample's own truncation and level included); ``ok`` (S,) the resolved samples (rows of the
-    others are zero).
+    Level by level (:data:`LEVELS`), a sample is resolved at m when the top quarter of its
+    m-point discrete spectrum is below :data:`NOISE` of ``sqrt(E[f²])`` (the aliasing error
+    of the coefficients k < 3m/4 is then below it too); it keeps those coefficients.
+
+    Returns ``(rows, n)``: ``rows[a]`` the kept coefficients of sample a (None if not resolved
+    at the last level, or f not finite at its nodes), ``n[a]`` the last of them above
+    :data:`AMP` of ``sqrt(E[f²])`` (−1 if not resolved).
     """
     s = np.asarray(s, dtype=float)
     S = s.shape[0]
-    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # sample -> (coefficients, tail)
+    rows: list[np.ndarray | None] = [None] * S
+    n_amp = np.full(S, -1)
     todo = np.arange(S)
     for m in levels:
         if not len(todo):
@@ -119,28 +127,29 @@ def coefficients(f, s: np.ndarray, levels=LEVELS):
         F = np.broadcast_to(F, (len(todo), m))
         finite = np.all(np.isfinite(F), axis=1)
         F = np.where(finite[:, None], F, 0.0) * sw
-        C = F @ QT  # (T, m): row a holds c_k of sample todo[a], k = 0..m-1
-        e = C * C
-        tail = np.cumsum(e[:, ::-1], axis=1)[:, ::-1]  # tail[:, k] = Σ_{j ≥ k} e_j
-        E = tail[:, 0]
-        hi = tail[:, (3 * m) // 4]
-        # n: the smallest index with Σ_{k > n} e_k ≤ TAIL·E
-        small = np.concatenate([tail[:, 1:], np.zeros((len(todo), 1))], axis=1) <= TAIL * E[:, None]
-        n = np.argmax(small, axis=1)
-        ok = finite & (hi <= ALIAS * E) & (n <= m // 2)
+        C = F @ QT  # (T, m): row j holds c_k of sample todo[j], k = 0..m-1
+        rms = np.sqrt(np.einsum("tk,tk->t", C, C))
+        keep = (3 * m) // 4
+        ok = finite & (np.abs(C[:, keep:]).max(axis=1) <= NOISE * rms)
+        big = np.abs(C[:, :keep]) > AMP * rms[:, None]
+        last = np.where(big.any(axis=1), keep - 1 - np.argmax(big[:, ::-1], axis=1), 0)
         for j in np.nonzero(ok)[0]:
-            rows[int(todo[j])] = (C[j, : n[j] + 1], tail[j, : n[j] + 2])
+            rows[int(todo[j])] = C[j, :keep]
+            n_amp[todo[j]] = last[j]
         todo = todo[~ok]
-    good = np.zeros(S, bool)
-    good[list(rows)] = True
-    n = max((len(c) - 1 for c, _ in rows.values()), default=0)
-    Cout = np.zeros((S, n + 1))
-    tails = np.zeros((S, n + 2))
-    for a, (c, t) in rows.items():
-        Cout[a, : len(c)] = c
-        tails[a, : len(t)] = t
-        tails[a, len(t):] = t[-1]  # coefficients beyond its truncation: its last tail
-    return Cout, tails, good
+    return rows, n_amp
+
+
+def _assemble(rows, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients (S, n + 1) of the resolved samples (zeros past a sample's kept ones and for
+    unresolved samples) and the tail energies Σ_{k > n} c_k² (S,) of what is left out."""
+    S = len(rows)
+    C, tail = np.zeros((S, n + 1)), np.zeros(S)
+    for a, c in enumerate(rows):
+        if c is not None:
+            C[a, : min(len(c), n + 1)] = c[: n + 1]
+            tail[a] = float(np.sum(c[n + 1:] ** 2))
+    return C, tail
 
 
 def mehler_pairs(f, g, variances: np.ndarray, ia: np.ndarray, ib: np.ndarray,
@@ -154,15 +163,17 @@ def mehler_pairs(f, g, variances: np.ndarray, ia: np.ndarray, ib: np.ndarray,
     """
     var = np.asarray(variances, dtype=float)
     s = np.sqrt(np.clip(var, 0.0, None))
-    Cf, Tf, okf = coefficients(f, s)
-    Cg, Tg, okg = (Cf, Tf, okf) if same else coefficients(g, s)
-    n = max(Cf.shape[1], Cg.shape[1]) - 1
-    Cf = np.pad(Cf, ((0, 0), (0, n + 1 - Cf.shape[1])))
-    Cg = np.pad(Cg, ((0, 0), (0, n + 1 - Cg.shape[1])))
-    Tf = np.pad(Tf, ((0, 0), (0, n + 2 - Tf.shape[1])), mode="edge")
-    Tg = np.pad(Tg, ((0, 0), (0, n + 2 - Tg.shape[1])), mode="edge")
+    rf, nf = coefficients(f, s)
+    rg, ng = (rf, nf) if same else coefficients(g, s)
+    # one truncation n for the table: past it every sample's coefficients (of f and of g) are
+    # below AMP of their scale, so every dropped product is below AMP² of the pair's
+    n = int(max(nf.max(), ng.max(), 0))
+    Cf, Tf = _assemble(rf, n)
+    Cg, Tg = (Cf, Tf) if same else _assemble(rg, n)
+    okf, okg = nf >= 0, ng >= 0
     ok = okf[ia] & okg[ib]
-    Ef, Eg = Tf[:, 0], Tg[:, 0]  # E[f(z_a)²] (within the truncation's tail)
+    Ef = np.array([0.0 if c is None else float(c @ c) for c in rf])  # E[f(s_a u)²]
+    Eg = Ef if same else np.array([0.0 if c is None else float(c @ c) for c in rg])
     norm = s[ia] * s[ib]
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.where(norm > 0, Kab / np.where(norm > 0, norm, 1.0), 0.0)
@@ -179,7 +190,7 @@ def mehler_pairs(f, g, variances: np.ndarray, ia: np.ndarray, ib: np.ndarray,
         Bf = Bf * arho + np.abs(cf)
         Bg = Bg * arho + np.abs(cg)
     with np.errstate(under="ignore"):
-        trunc = arho ** (n + 1) * np.sqrt(Tf[ia, n + 1] * Tg[ib, n + 1])
+        trunc = arho ** (n + 1) * np.sqrt(Tf[ia] * Tg[ib])
     eps = np.finfo(float).eps
     # truncation (Cauchy–Schwarz), rounding of the sum, and each coefficient's absolute error
     # (~COEF_ERR·sqrt(E[f²]), the accuracy of the transform) times the other's Σ|c_k||ρ|^k
