@@ -262,3 +262,86 @@ def test_deep_linear_and_relu_unequal_widths_and_scales(act, a, c):
     """Width ratios enter as r² for order-1/n² vertices; per-layer C_W only rescales K."""
     C_W_ = [1.0, 1.3, 0.8, 1.1, 0.9] if act == "linear" else [2.0, 1.5, 2.4, 2.0, 1.7]
     _exact_moments_check([3, 6, 10, 4, 8, 5], act, C_W_, a, c)
+
+
+# -- (c) deep linear networks with several inputs: exact Wishart moments -------------------------
+def _connected_pairings():
+    """Perfect matchings of the six slots (a b)(c d)(e f) with no pair inside one product: the
+    8 terms of κ(z_a z_b, z_c z_d, z_e z_f) for a Gaussian z."""
+    from feyntk.diagrams.expand import perfect_matchings
+
+    return [m for m in perfect_matchings(list(range(6)))
+            if all(p // 2 != q // 2 for p, q in m)]
+
+
+def wishart_moments(K, widths, layer):
+    """Exact E[Ĝ], E[Ĝ⊗Ĝ], E[Ĝ⊗Ĝ⊗Ĝ] of a deep linear network (C_W = 1, C_b = 0) at ``layer``
+    as polynomials in t = 1/n_{layer−1} (coefficient arrays of t⁰, t¹, t²; higher powers
+    dropped), where Ĝ = (1/n_{ℓ−1}) Σ_j z^{(ℓ−1)}_j z^{(ℓ−1)ᵀ}_j is the conditional covariance of
+    layer ℓ's preactivations.
+
+    Given the previous Ĝ = A, one layer is a Wishart step of n_m degrees of freedom:
+    E[Ĝ_ab | A] = A_ab, κ(Ĝ_ab, Ĝ_cd | A) = (A_ac A_bd + A_ad A_bc)/n_m and
+    κ(Ĝ_ab, Ĝ_cd, Ĝ_ef | A) = Σ_{8 cyclic pairings} A A A / n_m², so the moments of the next
+    layer are linear in those of the previous one (1/n_m = ρ_m t, ρ_m = n_{ℓ−1}/n_m)."""
+    N = K.shape[0]
+    zero2, zero4, zero6 = np.zeros((N,) * 2), np.zeros((N,) * 4), np.zeros((N,) * 6)
+    M2 = [np.einsum("ab,cd->abcd", K, K), zero4, zero4]
+    M3 = [np.einsum("ab,cd,ef->abcdef", K, K, K), zero6, zero6]
+    cycles = _connected_pairings()
+    for m in range(1, layer):
+        rho = widths[layer - 1] / widths[m]
+
+        def shift(poly, k):  # multiply by (ρ t)^k, truncated at t²
+            return [zero if i < k else rho ** k * poly[i - k]
+                    for i, zero in zip(range(3), (poly[0] * 0,) * 3)]
+
+        # E[Ĝ_ab Ĝ_cd] = E[A_ab A_cd] + ρt (E[A_ac A_bd] + E[A_ad A_bc])
+        pair = [np.einsum("acbd->abcd", x) + np.einsum("adbc->abcd", x) for x in M2]
+        new2 = [a + b for a, b in zip(M2, shift(pair, 1))]
+        # E[Ĝ Ĝ Ĝ] = E[AAA] + ρt Σ_3 E[A ⊗ κ2-structure] + (ρt)² Σ_8 E[cyclic A A A]
+        L = "abcdef"
+        one = []
+        for x in M3:  # x[s0..s5] = E[A_{s0s1} A_{s2s3} A_{s4s5}]
+            y = 0
+            for k in range(3):  # product k keeps its mean, the other two are paired
+                (p1, p2), (q1, q2) = [(L[2 * m], L[2 * m + 1]) for m in range(3) if m != k]
+                for inp in (L[2 * k:2 * k + 2] + p1 + q1 + p2 + q2,
+                            L[2 * k:2 * k + 2] + p1 + q2 + p2 + q1):
+                    y = y + np.einsum(f"{inp}->{L}", x)
+            one.append(y)
+        two = []
+        for x in M3:
+            y = 0
+            for mt in cycles:
+                y = y + np.einsum(f"{''.join(L[p] + L[q] for p, q in mt)}->{L}", x)
+            two.append(y)
+        new3 = [a + b + c for a, b, c in zip(M3, shift(one, 1), shift(two, 2))]
+        M2, M3 = new2, new3
+    return zero2 + K, M2, M3
+
+
+def test_deep_linear_several_inputs_equal_wishart_moments():
+    """Deep linear network, 2 inputs, unequal widths: every entry of V, V¹, V6 (and K¹ = K² = 0)
+    equals the exact Wishart moments' 1/n series: n Cov[Ĝ_{a1a2}, Ĝ_{a3a4}] = V + V¹/n and
+    n² κ3(Ĝ_{a1a2}, Ĝ_{a3a4}, Ĝ_{a5a6}) = V6 + O(1/n)."""
+    widths = [3, 6, 10, 4, 8]
+    net = Network.create(widths, "linear", C_W=1.0, C_b=0.0)
+    x = np.array([[0.7, -0.2, 1.1], [-0.4, 0.9, 0.3]])
+    out = evaluate(net, x, ["K2", "V1", "V6"])
+    for layer, st in out["layers"].items():
+        K = st["K"]
+        _, M2, M3 = wishart_moments(out["layers"][1]["K"], widths, layer)
+        KK = np.einsum("ab,cd->abcd", K, K)
+        cov = [M2[0] - KK, M2[1], M2[2]]
+        assert np.abs(cov[0]).max() < 1e-12
+        mixed = (np.einsum("abcd,ef->abcdef", M2[2], K) + np.einsum("abef,cd->abcdef", M2[2], K)
+                 + np.einsum("cdef,ab->abcdef", M2[2], K))
+        k3 = M3[2] - mixed
+        scale = np.abs(K).max()
+        np.testing.assert_allclose(st["V"], cov[1], rtol=0, atol=1e-10 * scale ** 2)
+        np.testing.assert_allclose(st["V1"], cov[2], rtol=0, atol=1e-10 * scale ** 2)
+        np.testing.assert_allclose(st["V6"], k3, rtol=0, atol=1e-10 * scale ** 3)
+        assert np.abs(st["K1"]).max() < 1e-12 and np.abs(st["K2"]).max() < 1e-12
+        if layer >= 3:
+            assert np.abs(cov[2]).max() > 0.1 and np.abs(k3).max() > 1.0  # not trivially zero
