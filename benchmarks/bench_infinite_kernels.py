@@ -64,7 +64,8 @@ def main() -> None:
         ts.append(warm)
         print(rows[-1], flush=True)
     big = slice(max(0, len(Ns) - 3), None)
-    slope = np.polyfit(np.log(Ns[big]), np.log(ts[big]), 1)[0] if len(Ns) >= 2 else float("nan")
+    slope = (np.polyfit(np.log(Ns[big]), np.log(ts[big]), 1)[0] if len(Ns) >= 2
+             else float("nan"))
     head = [
         f"# infinite_kernels: Mehler pair tables vs the polar rule ({a.act}, depth {a.depth})",
         "",
