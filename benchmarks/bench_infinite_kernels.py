@@ -82,8 +82,8 @@ def main() -> None:
     tail = ["", f"Cost exponent of the new rule in N (warm, N = {Ns[big][0]}–{Ns[-1]}): "
             f"t ∝ N^{slope:.2f} (pair sums O(N² n) plus coefficients O(N m²)); asymptotically "
             "N² (the pair sums); the old rule was not run past N = --old-max here (issue 17 "
-            "measured it at 18.8 s for N = 40 and 133 s for N = 80 on this machine, all pairs refined "
-            "together to the level the slowest one needs)."]
+            "measured it at 18.8 s for N = 40 and 133 s for N = 80 on this machine, all pairs "
+            "refined together to the level the slowest one needs)."]
     text = "\n".join(head + rows + tail) + "\n"
     print(text)
     if a.out:
