@@ -180,7 +180,7 @@ def _numeric_coeff(expr: sp.Expr, values: dict) -> float:
     return float(expr.subs(values))
 
 
-def _derivative_options(blob, alpha: dict, cache: BlobCache) -> list:
+def derivative_options(blob, alpha: dict, cache: BlobCache) -> list:
     """Derivative form of one blob: [(value thunk, dummy -> sample), ...] to be summed.
 
     Smooth σ: each leg differentiates one σ factor (product rule), so the dummy takes that
@@ -214,7 +214,7 @@ def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float
         return 0.0
     total = 0.0
     if cache.form == "derivative":
-        per_blob = [_derivative_options(blob, alpha, cache) for blob in term.blobs]
+        per_blob = [derivative_options(blob, alpha, cache) for blob in term.blobs]
         for combo in itertools.product(*per_blob):
             g, val = {}, 1.0
             for value, gb in combo:

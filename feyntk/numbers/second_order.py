@@ -18,35 +18,17 @@ per term): see issue 18, item 3.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
 from feyntk.diagrams.diagram import correlator, declared, diagrams
-from feyntk.diagrams.fields import C_W, C_b, RATIO, lam_W, lam_b
-from feyntk.numbers.evaluate import BlobCache
+from feyntk.numbers import driver
+from feyntk.numbers.evaluate import BlobCache, derivative_options, first_layer
+from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 from feyntk.spec.statistic import REGISTRY, SECOND_ORDER
-
-
-def _options(blob, alpha: dict, cache: BlobCache) -> list:
-    """Derivative form of one blob: [(value thunk, dummy -> sample), ...] to be summed."""
-    sigs = [(k, alpha[s]) for k, s in blob.sigs]
-    opts = []
-    if not cache.act.is_smooth:
-        S = sorted({s for _, s in sigs})
-        for pick in itertools.product(S, repeat=len(blob.legs)):
-            groups = cache.groups(tuple(sigs), {s: pick.count(s) for s in set(pick)})
-            opts.append((lambda gr=groups: cache.dist(gr), dict(zip(blob.legs, pick))))
-        return opts
-    for pick in itertools.product(range(len(sigs)), repeat=len(blob.legs)):
-        ks = [k for k, _ in sigs]
-        for m in pick:
-            ks[m] += 1
-        key = tuple(zip(ks, [s for _, s in sigs]))
-        opts.append((lambda key=key: cache.plain(key),
-                     {leg: sigs[m][1] for leg, m in zip(blob.legs, pick)}))
-    return opts
 
 
 def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float) -> float:
@@ -59,7 +41,8 @@ def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float
     if means == 0.0 or coeff == 0.0:
         return 0.0
     total = 0.0
-    for combo in itertools.product(*(_options(b, alpha, cache) for b in term.blobs)):
+    for combo in itertools.product(*(derivative_options(b, alpha, cache)
+                                      for b in term.blobs)):
         g, val = {}, 1.0
         for value, gb in combo:
             g.update(gb)
@@ -100,26 +83,43 @@ def step(name: str, state: dict, cache: BlobCache, values: dict, N: int) -> np.n
     return out
 
 
+@dataclass
+class SecondOrderStep:
+    """These recursions behind the layer driver (:class:`feyntk.numbers.driver.LayerStep`):
+    every statistic of ``closure`` by :func:`step`, derivative form; ``layers``: how many layer
+    states are kept (for the memory model)."""
+
+    closure: tuple[str, ...]
+    act: Activation
+    layers: int
+    originals: tuple[int, ...] | None = None
+
+    def memory(self, N: int) -> tuple[int, str]:
+        ranks = [len(correlator(n).output) for n in self.closure]
+        return (driver.array_bytes(ranks, N, copies=self.layers),
+                f"{self.layers} layer states of {', '.join(self.closure)}; {driver.RANK4}")
+
+    def start(self, network: Network, x: np.ndarray) -> dict:
+        return first_layer(network, x, self.closure)
+
+    def step(self, state: dict, hp: driver.Hyper) -> dict:
+        cache = BlobCache(self.act, state["K"], "derivative", originals=self.originals)
+        return {n: step(n, state, cache, hp.symbols(), state["K"].shape[0])
+                for n in self.closure}
+
+
 def evaluate(network: Network, inputs, names, layer: int | None = None) -> dict[str, np.ndarray]:
     """Statistics ``names`` (first- or second-order) at ``layer`` (default L) from the derived
-    recursions, derivative form. Every layer's state is returned under ``"layers"``:
+    recursions, derivative form, through the layer driver (:func:`feyntk.numbers.driver.run`;
+    the inputs as given). Every layer's state is returned under ``"layers"``:
     ``{l: {name: array}}``."""
     x = check_inputs(inputs, network.n0)
     layer = network.L if layer is None else network.check_layer(layer)
-    closure = dependencies(names)
-    N = x.shape[0]
-    first = network.layer(1)
-    K1 = first.C_b + first.C_W * (x @ x.T) / network.n0
-    state = {n: K1 if n == "K" else np.zeros((N,) * len(correlator(n).output))
-             for n in closure}
-    layers = {1: state}
-    for l in range(2, layer + 1):
-        hp = network.layer(l)
-        values = {C_W: hp.C_W, C_b: hp.C_b, lam_W: hp.lambda_W, lam_b: hp.lambda_b,
-                  RATIO: network.widths[l - 1] / network.widths[l - 2]}
-        cache = BlobCache(network.activation, state["K"], "derivative")
-        state = {n: step(n, state, cache, values, N) for n in closure}
-        layers[l] = state
+    stepper = SecondOrderStep(dependencies(names), network.activation, layer)
+    states = driver.on_distinct(
+        x, stepper, lambda u: driver.run(network, u, layer, stepper, keep=True), None,
+        what=f"evaluating {list(names)}", as_given=True)
+    layers = dict(enumerate(states, 1))
     out = {n: layers[layer][n] for n in names}
     out["layers"] = layers
     return out
