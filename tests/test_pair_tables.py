@@ -46,9 +46,16 @@ def _assert_close(a, b, rtol=1e-10, floor=1e-14):
     np.testing.assert_allclose(a, b, rtol=rtol, atol=floor * max(scale, 1e-300))
 
 
-@pytest.mark.parametrize("name", SMOOTH)
-@pytest.mark.parametrize("k", [0, 1])
-@pytest.mark.parametrize("var,C_b", [(1e-4, 0.0), (1.0, 0.0), (1.0, 0.3), (6.0, 0.1)])
+VARIANCES = [(1e-4, 0.0), (1.0, 0.0), (1.0, 0.3), (6.0, 0.1)]
+# default run: every activation, both derivative orders and every variance regime at least once
+# (each activation meets two regimes); the full cross product is marked slow
+TABLE_CASES = [pytest.param(name, k, var, C_b, marks=() if (i + 2 * k) % 4 == j % 4 or
+                            (i + 2 * k + 1) % 4 == j % 4 and k == 0 else pytest.mark.slow)
+               for i, name in enumerate(SMOOTH) for k in (0, 1)
+               for j, (var, C_b) in enumerate(VARIANCES)]
+
+
+@pytest.mark.parametrize("name, k, var, C_b", TABLE_CASES)
 def test_tables_agree_with_the_polar_rule(name, k, var, C_b):
     K = _kernel(np.random.default_rng(17), 16, var, C_b)
     act = get_activation(name)
@@ -73,9 +80,13 @@ def test_mixed_derivative_orders(name):
                                atol=1e-15)
 
 
-@pytest.mark.parametrize("name", ["tanh", "gelu", "relu", "erf", "softplus"])
-@pytest.mark.parametrize("depth,N,C_W,C_b", [(1, 16, 1.0, 0.0), (3, 16, 1.0, 0.0),
-                                             (3, 12, 2.0, 0.5), (10, 8, 1.0, 0.0)])
+KERNEL_NETS = [(1, 16, 1.0, 0.0), (3, 16, 1.0, 0.0), (3, 12, 2.0, 0.5), (10, 8, 1.0, 0.0)]
+KERNEL_CASES = [pytest.param(name, *net, marks=() if i % 4 == j else pytest.mark.slow)
+                for i, name in enumerate(["tanh", "gelu", "relu", "erf", "softplus"])
+                for j, net in enumerate(KERNEL_NETS)]
+
+
+@pytest.mark.parametrize("name, depth, N, C_W, C_b", KERNEL_CASES)
 def test_kernels_agree_with_the_polar_rule(name, depth, N, C_W, C_b):
     """K and Θ of every layer: the default rule (closed forms for relu and erf, Mehler for the
     others) against the polar rule everywhere (relu, erf: their closed forms' oracle too)."""
