@@ -1,5 +1,11 @@
 """The symmetry keys of feyntk.train / train-sample (issue 16 item 1): contract shapes,
-agreement with the symmetry stage's functions, and clear errors for bad combinations."""
+agreement with the symmetry stage's functions, and clear errors for bad combinations.
+
+Each trained 1/n mean compiles its own jitted step map (tens of seconds on 2 cores): the default
+run trains once (augment; symmetrize is covered by the predict test and the refusals),
+the plain-vs-augmented mean1, the symmetrized network with an output action and the Monte Carlo
+of f_G's tensors through ``sample`` are slow-marked.
+"""
 
 import json
 
@@ -44,10 +50,18 @@ def test_train_augment_keeps_the_contract_and_matches_the_stage():
                              Schedule("steps", steps=4, eta=0.2))
     assert np.abs(out["mean"]["value"] - ref.mean).max() < 1e-12
     assert np.abs(out["cov"]["value"] - ref.cov[:, 0, :, 0]).max() < 1e-12
+    assert np.all(np.isfinite(out["mean1"]["value"]))
+    assert np.abs(out["mean1"]["value"]).max() > 1e-4
+
+
+@pytest.mark.slow
+def test_train_augment_changes_mean1():
+    out = feyntk.train(_cfg(group=C4, augment="full"))
     plain = feyntk.train(_cfg())
     assert np.abs(plain["mean1"]["value"] - out["mean1"]["value"]).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_train_symmetrize_equivariant_outputs():
     group = {**C4, "output_action": [ROT]}
     cfg = _cfg(nL=2, group=group, symmetrize=True)
@@ -122,10 +136,15 @@ def test_predict_and_sample_symmetrized():
         assert np.abs(out["tensors"][t]["value"] - ref[t]).max() < 1e-13
     plain = feyntk.predict(_pcfg())
     assert np.abs(plain["tensors"]["V"]["value"] - out["tensors"]["V"]["value"]).max() > 1e-3
-    mc = feyntk.sample({**cfg, "tensors": ["V"]}, samples=400, seed=2)
-    assert mc["tensors"]["V"]["se"].shape == (2, 2, 2, 2) and mc["seed"] == 2
     with pytest.raises(SpecError, match="train / train-sample"):
         feyntk.predict(_pcfg(group=C4, augment="full"))
     with pytest.raises(NotAvailableError, match="output action"):
         feyntk.predict({**_pcfg(group={**C4, "output_action": [[[-1.0]]]}, symmetrize=True),
                         "widths": [4, 8, 1]})
+
+
+@pytest.mark.slow
+def test_sample_symmetrized_contract():
+    mc = feyntk.sample({**_pcfg(group=C4, symmetrize=True), "tensors": ["V"]}, samples=400,
+                       seed=2)
+    assert mc["tensors"]["V"]["se"].shape == (2, 2, 2, 2) and mc["seed"] == 2
