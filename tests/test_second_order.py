@@ -214,10 +214,10 @@ def closed_forms(widths, a: float, c: float, K: float, layer: int) -> dict:
             "V6": K ** 3 * (c * sum(r * r for r in rho) + 6 * a ** 2 * e2)}
 
 
-def _exact_moments_check(widths, act, C_W_, a, c):
+def _exact_moments_check(widths, act, C_W_, a, c, form="derivative"):
     net = Network.create(widths, act, C_W=C_W_, C_b=0.0)
     x = [[0.7, -0.2, 1.1]]
-    out = evaluate(net, x, ["K2", "V1", "V6"])
+    out = evaluate(net, x, ["K2", "V1", "V6"], form=form)
     for layer, st in out["layers"].items():
         K = float(st["K"][0, 0])
         ref = closed_forms(widths, a, c, K, layer)
@@ -248,9 +248,10 @@ def test_closed_forms_against_the_moment_expansion():
     assert 8 * (EY[3] - 3 * EY[2] * EY[1] + 2 * EY[1] ** 3) == 44
 
 
+@pytest.mark.parametrize("form", ["derivative", "inverse-metric"])
 @pytest.mark.parametrize("act,C_W_,a,c", [("linear", 1.0, 2, 8), ("relu", 2.0, 5, 44)])
-def test_deep_linear_and_relu_at_criticality_equal_widths(act, C_W_, a, c):
-    out = _exact_moments_check([3, 8, 8, 8, 8, 8], act, C_W_, a, c)
+def test_deep_linear_and_relu_at_criticality_equal_widths(act, C_W_, a, c, form):
+    out = _exact_moments_check([3, 8, 8, 8, 8, 8], act, C_W_, a, c, form)
     st = out["layers"][5]
     K = float(st["K"][0, 0])
     assert float(st["V6"].flat[0]) == pytest.approx(
@@ -262,6 +263,17 @@ def test_deep_linear_and_relu_unequal_widths_and_scales(act, a, c):
     """Width ratios enter as r² for order-1/n² vertices; per-layer C_W only rescales K."""
     C_W_ = [1.0, 1.3, 0.8, 1.1, 0.9] if act == "linear" else [2.0, 1.5, 2.4, 2.0, 1.7]
     _exact_moments_check([3, 6, 10, 4, 8, 5], act, C_W_, a, c)
+
+
+def test_derivative_and_inverse_metric_forms_agree():
+    """Both forms of the same diagrams (Stein's lemma per blob; blobs with up to eight legs)."""
+    net = Network.create([2, 7, 9, 6], "tanh", C_W=1.4, C_b=0.15)
+    x = [[1.0, 0.3], [-0.4, 0.9]]
+    d = evaluate(net, x, ["K2", "V1", "V6"])["layers"][3]
+    h = evaluate(net, x, ["K2", "V1", "V6"], form="inverse-metric")["layers"][3]
+    for name in ("K1", "V", "K2", "V1", "V6"):
+        assert np.abs(d[name]).max() > 1e-3
+        np.testing.assert_allclose(h[name], d[name], rtol=0, atol=1e-10 * np.abs(d[name]).max())
 
 
 # -- (c) deep linear networks with several inputs: exact Wishart moments -------------------------

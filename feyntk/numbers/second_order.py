@@ -4,9 +4,12 @@ The second-order statistics of :data:`feyntk.spec.statistic.SECOND_ORDER` are de
 same diagram engine as the fifteen (:func:`feyntk.diagrams.diagram.diagrams`); their terms can
 read *two* layer-ℓ tensors (a product of two order-1/n vertices, e.g. ``K¹·V``), which
 :func:`feyntk.numbers.evaluate.evaluate_term` does not handle. :func:`evaluate_term` here is that
-function for any number of tensors per term, in the derivative form (each z-leg differentiates
-one σ factor of its blob; for kinked σ one sample of the blob, the product differentiated as a
-distribution), with the blob integrals of :class:`~feyntk.numbers.evaluate.BlobCache`.
+function for any number of tensors per term, in both forms (MATH.md §4.4), with the blob integrals
+of :class:`~feyntk.numbers.evaluate.BlobCache`: ``derivative`` (each z-leg differentiates one σ
+factor of its blob; for kinked σ one sample of the blob, the product differentiated as a
+distribution) and ``inverse-metric`` (``⟨∂_{g1}…∂_{gk} F⟩ = ⟨F He_{g1…gk}⟩`` with the Hermite
+polynomials of K⁻¹ on the blob's distinct samples; a blob can carry up to eight legs at order
+1/n², :func:`hermite` builds them for any k).
 :func:`evaluate` runs the recursions of a closure of statistics layer by layer from the exact
 layer 1 (every tensor but K vanishes there), with the hyperparameters of layer ℓ+1 and
 r = n_ℓ/n_{ℓ-1}; order-k tensors at layer ℓ are coefficients of 1/n_{ℓ-1}^k.
@@ -25,24 +28,84 @@ import sympy as sp
 
 from feyntk.diagrams.diagram import correlator, declared, diagrams
 from feyntk.numbers import driver
-from feyntk.numbers.evaluate import BlobCache, derivative_options, first_layer
+from feyntk.numbers.distributions import blob_expectation
+from feyntk.numbers.evaluate import RTOL_BLOB, BlobCache, derivative_options, first_layer
+from feyntk.numbers.gaussian import expect, require_invertible
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 from feyntk.spec.statistic import REGISTRY, SECOND_ORDER
 
 
-def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float) -> float:
-    """Σ over dummies of one diagram term (any number of tensors) at external samples ``alpha``.
+def hermite(y: np.ndarray, P: np.ndarray, k: int) -> np.ndarray:
+    """Multivariate Hermite polynomials He_{g1..gk} of y = K⁻¹z (P = K⁻¹), any k: shape
+    (B, d^k, n) for y of shape (B, d, n), by ``He_{g R} = y_g He_R − Σ_{m∈R} P_{g m} He_{R∖m}``."""
+    B, d, n = y.shape
+    H = [np.ones((B, n)), y]
+    for j in range(2, k + 1):
+        # H_j[g1, g2..gj] = y[g1] H_{j-1}[g2..gj] − Σ_m P[g1, gm] H_{j-2}[g2..ĝm..gj]
+        letters = "cdefghijklmnopqrstu"[:j]
+        new = np.einsum(f"b{letters[0]}z,b{letters[1:]}z->b{letters}z", y, H[j - 1])
+        for m in range(1, j):
+            rest = letters[1:m] + letters[m + 1:]
+            new = new - np.einsum(f"{letters[0]}{letters[m]},b{rest}z->b{letters}z",
+                                  P, H[j - 2])
+        H.append(new)
+    return H[k].reshape(B, d ** k, n) if k else H[0][:, None, :]
 
-    Derivative form only (``cache.form`` is not consulted)."""
+
+def hermite_blob(cache: BlobCache, sigs: tuple[tuple[int, int], ...], nlegs: int):
+    """(S, ⟨F·He_{g1..gk}⟩ over S^k) for the blob's distinct samples S: the cache's own rule up
+    to four legs, :func:`hermite` beyond (same integration rules, memoised in the cache)."""
+    if nlegs <= 4:
+        return cache.hermite(sigs, nlegs)
+    key = ("h*", tuple(sorted(sigs)), nlegs)
+    if key not in cache.store:
+        S = sorted({s for _, s in sigs})
+        KS = cache.K[np.ix_(S, S)]
+        P = require_invertible(KS, [cache.original(s) for s in S])
+        fns = [(S.index(s), cache.act.numpy(k)) for k, s in sigs]
+        d = len(S)
+        if not cache.act.is_smooth:
+            def weight(z):
+                return hermite(np.einsum("ij,bjp->bip", P, z), P, nlegs)
+
+            val = blob_expectation(cache.act, cache.K, cache.groups(sigs), weight,
+                                   labels=[cache.original(i) for i in range(len(cache.K))])
+        else:
+            def f(z):  # z: (B, d, Pn) -> (B, d^k, Pn)
+                F = 1.0
+                for i, fn in fns:
+                    F = F * fn(z[:, i])
+                He = hermite(np.einsum("ij,bjp->bip", P, z), P, nlegs)
+                return He * F[:, None, :]
+
+            val = expect(f, KS, rtol=RTOL_BLOB, report=cache.report, fine=cache.fine,
+                         smooth=True).value
+        cache.store[key] = (S, np.asarray(val).reshape((d,) * nlegs))
+    return cache.store[key]
+
+
+def _inverse_metric_options(blob, alpha: dict, cache: BlobCache) -> list:
+    """Inverse-metric form of one blob: [(value thunk, dummy -> sample), ...] to be summed."""
+    sigs = tuple((k, alpha[s]) for k, s in blob.sigs)
+    if not blob.legs:
+        return [(lambda: cache.plain(sigs), {})]
+    S, arr = hermite_blob(cache, sigs, len(blob.legs))
+    return [(lambda c=c: arr[c], {g: S[i] for g, i in zip(blob.legs, c)})
+            for c in itertools.product(range(len(S)), repeat=len(blob.legs))]
+
+
+def evaluate_term(term, alpha: dict, state: dict, cache: BlobCache, coeff: float) -> float:
+    """Σ over dummies of one diagram term (any number of tensors) at external samples ``alpha``,
+    in the form of ``cache.form``."""
     means = 1.0
     for name, idx in term.means:
         means *= state[name][tuple(alpha[s] for s in idx)]
     if means == 0.0 or coeff == 0.0:
         return 0.0
+    options = derivative_options if cache.form == "derivative" else _inverse_metric_options
     total = 0.0
-    for combo in itertools.product(*(derivative_options(b, alpha, cache)
-                                      for b in term.blobs)):
+    for combo in itertools.product(*(options(b, alpha, cache) for b in term.blobs)):
         g, val = {}, 1.0
         for value, gb in combo:
             g.update(gb)
@@ -86,13 +149,14 @@ def step(name: str, state: dict, cache: BlobCache, values: dict, N: int) -> np.n
 @dataclass
 class SecondOrderStep:
     """These recursions behind the layer driver (:class:`feyntk.numbers.driver.LayerStep`):
-    every statistic of ``closure`` by :func:`step`, derivative form; ``layers``: how many layer
+    every statistic of ``closure`` by :func:`step` in ``form``; ``layers``: how many layer
     states are kept (for the memory model)."""
 
     closure: tuple[str, ...]
     act: Activation
     layers: int
     originals: tuple[int, ...] | None = None
+    form: str = "derivative"
 
     def memory(self, N: int) -> tuple[int, str]:
         ranks = [len(correlator(n).output) for n in self.closure]
@@ -103,19 +167,22 @@ class SecondOrderStep:
         return first_layer(network, x, self.closure)
 
     def step(self, state: dict, hp: driver.Hyper) -> dict:
-        cache = BlobCache(self.act, state["K"], "derivative", originals=self.originals)
+        cache = BlobCache(self.act, state["K"], self.form, originals=self.originals)
         return {n: step(n, state, cache, hp.symbols(), state["K"].shape[0])
                 for n in self.closure}
 
 
-def evaluate(network: Network, inputs, names, layer: int | None = None) -> dict[str, np.ndarray]:
+def evaluate(network: Network, inputs, names, layer: int | None = None, *,
+             form: str = "derivative") -> dict[str, np.ndarray]:
     """Statistics ``names`` (first- or second-order) at ``layer`` (default L) from the derived
-    recursions, derivative form, through the layer driver (:func:`feyntk.numbers.driver.run`;
+    recursions in ``form`` (``derivative`` or ``inverse-metric``), through the layer driver (:func:`feyntk.numbers.driver.run`;
     the inputs as given). Every layer's state is returned under ``"layers"``:
     ``{l: {name: array}}``."""
     x = check_inputs(inputs, network.n0)
     layer = network.L if layer is None else network.check_layer(layer)
-    stepper = SecondOrderStep(dependencies(names), network.activation, layer)
+    if form not in ("derivative", "inverse-metric"):
+        raise ValueError(f"form must be 'derivative' or 'inverse-metric', got {form!r}")
+    stepper = SecondOrderStep(dependencies(names), network.activation, layer, form=form)
     states = driver.on_distinct(
         x, stepper, lambda u: driver.run(network, u, layer, stepper, keep=True), None,
         what=f"evaluating {list(names)}", as_given=True)
@@ -125,4 +192,4 @@ def evaluate(network: Network, inputs, names, layer: int | None = None) -> dict[
     return out
 
 
-__all__ = ["evaluate", "evaluate_term", "step", "dependencies", "declared"]
+__all__ = ["evaluate", "evaluate_term", "step", "dependencies", "declared", "hermite"]
