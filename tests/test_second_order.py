@@ -172,6 +172,27 @@ def test_order_is_a_parameter_and_first_order_does_not_move():
         term.tensor
 
 
+def test_declarations_at_second_order_are_checked():
+    from feyntk.errors import SpecError
+    from feyntk.spec.statistic import MAX_ORDER, Statistic, registered
+
+    with pytest.raises(SpecError, match="order must be an integer"):
+        Statistic.declare("Y", "Y", "z_{i;a1} z_{i;a2}", MAX_ORDER + 1)
+    # an order-1/n² six-leg vertex needs every neuron pattern declared: V6 alone covers all 15
+    lone = Statistic.declare("X", "X", "z_{i;a1} z_{i;a2} z_{i;a3} z_{i;a4} z_{j;a5} z_{j;a6}", 2)
+    with second_order():
+        with pytest.raises(SpecError, match="declared twice|none of the declared"):
+            with registered(Statistic.declare(
+                    "W6", "W", "z_{i;a1} z_{i;a2} z_{j;a3} z_{j;a4} z_{k;a5} z_{k;a6}", 2)):
+                pass
+        with second_order():  # nested: nothing new to declare
+            assert "V6" in REGISTRY
+    assert "V6" not in REGISTRY
+    # not a vertex (neuron i on four slots): derived, not inserted
+    with registered(lone):
+        assert "X" not in [v.name for v in insertions()]
+
+
 def test_recursions_print_in_both_forms_and_through_the_cli(capsys):
     from feyntk.cli import main
     from feyntk.recursions.recursion import recursion
