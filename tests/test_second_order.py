@@ -203,6 +203,7 @@ def test_recursions_print_in_both_forms_and_through_the_cli(capsys):
     rec = recursion("V6")
     assert "V_{6}^{(\\ell+1)}" in rec.latex() and "V_{6}^{(\\ell)}" in rec.latex()
     assert "K^{2,(\\ell)}" in recursion("K2").latex()
+    assert r"\left(\frac{n_{\ell}}{n_{\ell-1}}\right)^{2}" in recursion("K2").latex()
     assert main(["derive", "V6", "--latex"]) == 0
     assert r"\begin{aligned} {V_{6}^{(\ell+1)}}_{\alpha_{1}," in capsys.readouterr().out
     assert main(["diagrams", "K2"]) == 0

@@ -62,6 +62,8 @@ class Recursion:
     def latex(self) -> str:
         """LaTeX of the equation (hyperparameters labelled with their layer)."""
         rows = [sp.latex(t, symbol_names=SYMBOL_NAMES) for t in sp.Add.make_args(self.rhs)]
+        ratio = SYMBOL_NAMES[RATIO]  # powers of the width ratio (order 1/n²) in parentheses
+        rows = [r.replace(ratio + "^{", rf"\left({ratio}\right)^{{") for r in rows]
         body = rows[0] + "".join(
             (r" \\ &\quad " + (r if r.startswith("-") else "+ " + r)) for r in rows[1:])
         return rf"\begin{{aligned}} {sp.latex(self.lhs)} &= {body} \end{{aligned}}"
