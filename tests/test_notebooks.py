@@ -71,3 +71,20 @@ def test_training_notebook_executes(monkeypatch):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
         "store the notebook without outputs"
     _client(nb).execute()  # raises CellExecutionError (test failure) if any cell fails
+
+
+def test_equivariance_notebook_executes(monkeypatch):
+    """derivations/equivariance.ipynb at its CI size (about 45 s on 2 cores): real trained
+    augmented ensembles on the digits (C4) and the Ising lattice against the NTK prediction."""
+    pytest.importorskip("sklearn", reason="the digits demonstration needs scikit-learn")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    monkeypatch.delenv("FEYNTK_EQUIVARIANCE", raising=False)
+    nb = nbformat.read(DERIVATIONS / "equivariance.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+        "store the notebook without outputs"
+    t0 = time.time()
+    _client(nb).execute()  # raises CellExecutionError (test failure) if any cell fails
+    for name in ("equivariance_digits.png", "equivariance_ising.png"):
+        png = DERIVATIONS / name
+        assert png.exists() and png.stat().st_mtime >= t0 - 1, f"{name} was not written"
