@@ -8,7 +8,10 @@ trained ensembles at infinite width, and the seeds' theorem μ^aug(t) = μ^G(|G|
 ``tensors`` (the fifteen order-1/n tensors of f_G as orbit averages; explicit-label cumulants for
 an output action) → ``sample`` (Monte Carlo of real f_G) → ``training`` (the O(1/n) means of the
 augmented and symmetrized trained ensembles; weighted reduced training points) → ``config``
-(the config keys ``group``, ``augment``, ``symmetrize``).
+(the config keys ``group``, ``augment``, ``symmetrize``) → ``experiments`` (real trained MLPs,
+augmented MLPs and symmetrized networks with every network's outputs kept; invariance error,
+relative orbit std and orbit-same predictions against ensemble size, with the NTK prediction;
+the bundled digits) and ``ising`` (periodic Ising lattice: enumeration, Metropolis sampler).
 
 Wired (issue 16 item 1): ``feyntk.train`` (augment or symmetrize), ``train-sample`` (augment),
 ``predict`` and ``sample`` (symmetrize, invariant groups), through one-line hooks in
