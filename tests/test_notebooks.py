@@ -76,7 +76,6 @@ def test_training_notebook_executes(monkeypatch):
 def test_equivariance_notebook_executes(monkeypatch):
     """derivations/equivariance.ipynb at its CI size (about 45 s on 2 cores): real trained
     augmented ensembles on the digits (C4) and the Ising lattice against the NTK prediction."""
-    pytest.importorskip("sklearn", reason="the digits demonstration needs scikit-learn")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     monkeypatch.delenv("FEYNTK_EQUIVARIANCE", raising=False)

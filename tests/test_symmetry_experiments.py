@@ -94,7 +94,6 @@ def test_scores_on_hand_made_orbits():
 # -- digits, C4: the seeds' qualitative result -----------------------------------------------
 @pytest.fixture(scope="module")
 def digits_run():
-    pytest.importorskip("sklearn", reason="the digits come with scikit-learn")
     xa, ya, _, xt, lt = ex.digits(20, 20, seed=0)
     G = parse_group({"name": "rot90", "shape": [8, 8]}, 64)
     net = parse_request({"widths": [64, 64, 10], "activation": "erf", "C_W": 2.0, "C_b": 0.1,
