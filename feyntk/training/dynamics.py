@@ -108,24 +108,31 @@ def _flow_rhs(jnp, A):
     return rhs
 
 
-def trained_outputs(schedule: Schedule, A: np.ndarray, E: np.ndarray, y: np.ndarray,
-                    lam_max: float):
+def step_plan(schedule: Schedule, lam_max: float) -> tuple[str, int, float]:
+    """(kind, number of iterations, step): T steps of size η, or RK4 steps h to time t."""
+    if schedule.kind == "steps":
+        return "steps", int(schedule.steps), float(schedule.eta)
+    count = max(1, math.ceil(schedule.time * lam_max / RK4_RATE))
+    return "flow", count, float(schedule.time / count)
+
+
+def trained_outputs(kind: str, count: int, A: np.ndarray, E: np.ndarray, y, step):
     """The map F(z₀, Ĥ₀, dĤ₀, ddÎ, ddÎÎ) → z_T[:, E] (a JAX function) for a finite schedule.
 
     Args:
+        kind, count: ``"steps"`` (``count`` gradient-descent steps of size ``step`` = η) or
+            ``"flow"`` (``count`` RK4 steps of size ``step`` = h), see :func:`step_plan`.
         A, E: training and evaluation sample positions; y: (n_L, N_A) targets [j, a].
-        lam_max: λ_max(Θ_AA), which sets the RK4 step for gradient flow.
+        step: η or h (may be a traced JAX scalar: one compiled map serves every step size).
     """
     jax = _jax()
     jnp = jax.numpy
     A_ = jnp.asarray(A)
     yj = jnp.asarray(y)
-    if schedule.kind == "steps":
-        step = _fields_step(jnp, A_, schedule.eta)
-        count, body = schedule.steps, step
+    if kind == "steps":
+        body = _fields_step(jnp, A_, step)
     else:
-        h_count = max(1, math.ceil(schedule.time * lam_max / RK4_RATE))
-        h = schedule.time / h_count
+        h = step
         rhs = _flow_rhs(jnp, A_)
 
         def body(state, dd, y_):
@@ -136,8 +143,6 @@ def trained_outputs(schedule: Schedule, A: np.ndarray, E: np.ndarray, y: np.ndar
             k4 = rhs(add(state, k3, h), dd, y_)
             return tuple(s + h / 6 * (a + 2 * b + 2 * c + d)
                          for s, a, b, c, d in zip(state, k1, k2, k3, k4))
-
-        count = h_count
 
     def F(z0, H0, dH0, ddI, ddII):
         def scan_body(state, _):
@@ -159,14 +164,14 @@ def mean_correction(stats, schedule: Schedule, y: np.ndarray, lam_max: float,
         schedule: a finite schedule (T < ∞ steps, or flow to t < ∞).
         y: (N_A, n_L) targets; width: n_L.
 
-    The derivatives are one jitted JAX function per (schedule, blocks, widths), compiled once
-    per process and reused by later calls with other tensors or targets.
+    The derivatives are one jitted JAX function per (kind, number of iterations, blocks,
+    widths), compiled once per process and reused by later calls with other tensors, targets,
+    training inputs or step sizes.
     """
     A, E = stats.block("train"), stats.block("eval")
     N, w = stats.inputs.N, width
-    lam_key = float(lam_max) if schedule.kind == "flow" else 0.0
-    run = _corrector(schedule, tuple(int(a) for a in A), tuple(int(e) for e in E), N, w,
-                     lam_key)
+    kind, count, step = step_plan(schedule, lam_max)
+    run = _corrector(kind, count, tuple(int(a) for a in A), tuple(int(e) for e in E), N, w)
     H0 = stats.mean_ntk(w)
     th1 = stats.cumulant("Theta1", w)
     # A, B: the rows of Cov(Ĥ_a, Ĥ_b) over the entries F reads, Ĥ[:, :, :, A]
@@ -182,20 +187,21 @@ def mean_correction(stats, schedule: Schedule, y: np.ndarray, lam_max: float,
     rI, rII = stats.cumulant("R", w), stats.cumulant("STU", w)
     Kbar = stats.kernel(w)                             # [i, j, a, b]
     krows = Kbar[zi[:, 0], :, zi[:, 1], :]            # [c, j, b]
-    out = run(y.T, H0, th1, idx, rows, zi, dirs, rI, rII, krows)
+    out = run(step, y.T, H0, th1, idx, rows, zi, dirs, rI, rII, krows)
     c_th1, c_ab, c_pq, c_dd, leading = (np.asarray(v) for v in out)
     return MeanCorrection(c_th1, c_ab, c_pq, c_dd, leading)
 
 
 @functools.lru_cache(maxsize=16)
-def _corrector(schedule: Schedule, A: tuple, E: tuple, N: int, w: int, lam_max: float):
-    """The jitted map (targets, Θ, statistics) → the five parts of :class:`MeanCorrection`."""
+def _corrector(kind: str, count: int, A: tuple, E: tuple, N: int, w: int):
+    """The jitted map (step, targets, Θ, statistics) → the five parts of
+    :class:`MeanCorrection`."""
     jax = _jax()
     jnp = jax.numpy
     A_, E_ = np.asarray(A), np.asarray(E)
 
-    def run(yT, H0, th1, idx, rows, zi, dirs, rI, rII, krows):
-        F = trained_outputs(schedule, A_, E_, yT, lam_max)
+    def run(step, yT, H0, th1, idx, rows, zi, dirs, rI, rII, krows):
+        F = trained_outputs(kind, count, A_, E_, yT, step)
         z0 = jnp.zeros((w, N))
         dH0 = jnp.zeros((w,) * 3 + (N,) * 3)
         dd0 = jnp.zeros((w,) * 4 + (N,) * 4)
