@@ -6,7 +6,13 @@ and return::
     {"n": n_{layer-1}, "layer": l, "tensors": {NAME: {"value": ndarray, ...}}, ...}
 
 with arrays in MATH.md's index order; order-1/n tensors are coefficients of 1/n with
-n = n_{layer-1}. ``sample`` adds ``"se"`` (Monte Carlo standard error), ``"samples"``, ``"seed"`` and ``"notes"``
+n = n_{layer-1}. ``predict`` also takes the second-order names (MATH.md §7, same n):
+``K2`` is the coefficient of 1/n² in E[z_{i;a1} z_{i;a2}] = K + K1/n + K2/n² (rank 2),
+``V1`` the coefficient of 1/n in n·Cov[z_i z_i, z_j z_j] = V + V1/n (i ≠ j; i.e. of 1/n² in
+the covariance itself; rank 4, V's index order), ``V6`` the coefficient of 1/n² in the joint
+cumulant κ(z_{i;a1}, z_{i;a2}, z_{j;a3}, z_{j;a4}, z_{k;a5}, z_{k;a6}) of distinct neurons
+i, j, k (its leading term: V6 = n² κ + O(1/n); rank 6, [a1, …, a6]).
+``sample`` adds ``"se"`` (Monte Carlo standard error), ``"samples"``, ``"seed"`` and ``"notes"``
 (``K`` and ``Theta`` from sampling are the full finite-width E[zz] and E[Ĥ_ii]).
 """
 
@@ -23,6 +29,7 @@ from feyntk.errors import NotAvailableError, QuadratureWarning, SpecError
 from feyntk.numbers.evaluate import evaluate
 from feyntk.numbers.gaussian import QUAD_WARN, RTOL, QuadratureReport
 from feyntk.spec.config import Request, parse_request
+from feyntk.spec.statistic import SECOND_ORDER_NAMES
 
 
 def derivable() -> tuple[str, ...]:
@@ -41,7 +48,12 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
         backend: ``"auto"`` (JAX on a GPU, else numba), ``"numba"``, ``"jax"`` (kernels
             generated from the diagrams, :mod:`feyntk.kernels`) or ``"numpy"`` (the plain
             reference loops of :func:`feyntk.numbers.evaluate.evaluate`). All give the same
-            numbers to rounding.
+            numbers to rounding. The second-order names ``K2``, ``V1``, ``V6`` are always
+            evaluated by the numpy oracle (:func:`feyntk.numbers.second_order.predict_values`;
+            under ``"auto"`` the first-order names of the same request keep their backend);
+            ``"numba"`` / ``"jax"`` with a second-order name are refused
+            (:class:`~feyntk.errors.NotAvailableError`): the generated kernels evaluate terms
+            that read one tensor, and those recursions have terms that read two (K1·V, V·V).
         max_memory_bytes: refuse (before allocating) requests whose layer states and tables
             would not fit.
         verbose: print the wall time of every layer step to stderr.
@@ -60,10 +72,13 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
     from feyntk.symmetry.config import SYMMETRY_KEYS, predict_symmetric
 
     if isinstance(config, Mapping) and any(k in config for k in SYMMETRY_KEYS):
+        _refuse_second_order(config, "predict of the symmetrized network (group, symmetrize)")
         return predict_symmetric(config, form=form, backend=backend,
                                  max_memory_bytes=max_memory_bytes, quadrature=quadrature)
     req = parse_request(config)
-    missing = [t for t in req.tensors if t not in derivable()]
+    second = tuple(t for t in req.tensors if t in SECOND_ORDER_NAMES)
+    first = tuple(t for t in req.tensors if t not in second)
+    missing = [t for t in first if t not in derivable()]
     if missing:
         raise NotAvailableError(
             f"predict cannot evaluate {missing} yet: the diagram engine derives "
@@ -71,10 +86,33 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
             "networks.")
     if quadrature not in ("default", "fine"):
         raise SpecError(f"quadrature must be 'default' or 'fine', got {quadrature!r}")
+    if second and backend in ("numba", "jax"):
+        raise NotAvailableError(
+            f"backend {backend!r} cannot evaluate {list(second)}: the generated {backend} "
+            "kernels evaluate diagram terms that read one layer-ℓ tensor, and the order-1/n² "
+            "recursions have terms that read two (K1·V, V·V). Use backend 'numpy' or 'auto' "
+            "(the numpy oracle evaluates the second-order names; under 'auto' the "
+            "first-order names keep the generated kernels).")
+    if second:
+        from feyntk.numbers.second_order import predict_values
+
+        if backend not in ("auto", "numpy"):
+            raise ValueError(f"backend must be one of ('numpy', 'numba', 'jax') or 'auto', "
+                             f"got {backend!r}")
+        # form and memory refusals of the second-order part before anything is evaluated
+        predict_values(req.network, req.inputs, second, req.layer, form=form,
+                       max_memory_bytes=max_memory_bytes, check_only=True)
     report = QuadratureReport()
-    values = evaluate_kernels(req.network, req.inputs, req.tensors, req.layer, form=form,
-                              backend=backend, max_memory_bytes=max_memory_bytes,
-                              verbose=verbose, report=report, fine=quadrature == "fine")
+    values = {}
+    if first:
+        values.update(evaluate_kernels(req.network, req.inputs, first, req.layer, form=form,
+                                       backend=backend, max_memory_bytes=max_memory_bytes,
+                                       verbose=verbose, report=report,
+                                       fine=quadrature == "fine"))
+    if second:
+        values.update(predict_values(req.network, req.inputs, second, req.layer, form=form,
+                                     max_memory_bytes=max_memory_bytes, report=report,
+                                     fine=quadrature == "fine"))
     if report.max_rel_error > QUAD_WARN:
         warnings.warn(QuadratureWarning(
             f"{report.capped} Gaussian integrals stopped at the largest quadrature rule before "
@@ -105,11 +143,26 @@ def sample(config: Mapping[str, Any] | Request, *, samples: int | None = None,
     from feyntk.validate.estimators import estimate
 
     if isinstance(config, Mapping) and any(k in config for k in SYMMETRY_KEYS):
+        _refuse_second_order(config, "sample of the symmetrized network (group, symmetrize)")
         return sample_symmetric(config, samples=samples, seed=seed, neurons=neurons)
     req = parse_request(config, samples=samples, seed=seed)
+    _refuse_second_order({"tensors": req.tensors}, "sample")
     out = estimate(req, neurons=neurons, progress=progress, max_memory_bytes=max_memory_bytes)
     out.setdefault("seed", req.seed)
     return out
+
+
+def _refuse_second_order(config: Mapping[str, Any], what: str) -> None:
+    """NotAvailableError for the second-order names (K2, V1, V6) where only ``predict`` of a
+    plain MLP evaluates them."""
+    names = config.get("tensors") or ()
+    names = [names] if isinstance(names, str) else list(names)
+    second = [t for t in names if t in SECOND_ORDER_NAMES]
+    if second:
+        raise NotAvailableError(
+            f"{what} does not report the second-order tensors {second}: only `feyntk predict` "
+            "of a plain MLP evaluates them (K2, V1, V6 of MATH.md §7); the first-order names "
+            f"are {', '.join(n for n in derivable() if n not in SECOND_ORDER_NAMES)}.")
 
 
 TRAINING_KEYS = ("train_inputs", "targets", "eta")

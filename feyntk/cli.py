@@ -17,7 +17,7 @@ import numpy as np
 
 from feyntk.errors import FeyntkError
 from feyntk.spec.config import CONFIG_KEYS, load_config
-from feyntk.spec.statistic import TENSOR_NAMES
+from feyntk.spec.statistic import SECOND_ORDER_NAMES, TENSOR_NAMES
 
 CONFIG_HELP = f"""\
 CONFIG is a JSON file describing the network, the inputs and what to compute.
@@ -30,7 +30,8 @@ Keys:
   lambda_W, lambda_b  learning rates of weights and biases (scalar or per layer)
   inputs      list of N inputs, each a list of n0 numbers
   layer       which layer l to report (1..L, default L); 1/n tensors use n = n_(l-1)
-  tensors     names from {', '.join(TENSOR_NAMES)} (default ["K", "Theta"])
+  tensors     names from {', '.join(TENSOR_NAMES)} (default ["K", "Theta"]);
+              predict also takes the second-order {', '.join(SECOND_ORDER_NAMES)} (numpy oracle)
   samples, seed   number of sampled networks and RNG seed (sample only)
 
 Example (run `feyntk example` to print the shipped default config):
@@ -42,6 +43,10 @@ Output JSON: {{"n": n_(l-1), "layer": l, "tensors": {{NAME: {{"value": [...], "s
 ("se", the Monte Carlo standard error, from sample only; predict adds "quadrature": how many
 Gaussian integrals stopped at the largest rule and an estimate of their relative error)
 with arrays in the index order of MATH.md; order-1/n tensors are coefficients of 1/n.
+Second order (MATH.md §7, same n): K2 is the coefficient of 1/n² in
+E[z_i z_i] = K + K1/n + K2/n², V1 that of 1/n in n·Cov[z_i z_i, z_j z_j] = V + V1/n (i != j),
+V6 that of 1/n² in the joint cumulant of z_(i;a1) z_(i;a2) z_(j;a3) z_(j;a4) z_(k;a5) z_(k;a6)
+(distinct i, j, k; V6 = n² κ + O(1/n); rank 6, indices [a1..a6]).
 Allowed keys: {', '.join(CONFIG_KEYS)}.
 """
 
@@ -124,9 +129,10 @@ def _cmd_derive(args) -> int:
 def _cmd_diagrams(args) -> int:
     from feyntk.diagrams.diagram import diagrams
 
+    from feyntk.spec.statistic import lookup
+
     ds = diagrams(args.tensor)
-    print(f"{args.tensor}: {len(ds)} diagrams at order "
-          f"{'1' if args.tensor in ('K', 'Theta') else '1/n'}")
+    print(f"{args.tensor}: {len(ds)} diagrams at order {order_text(lookup(args.tensor).order)}")
     for i, d in enumerate(ds, 1):
         print(f"  {i:2d}. {d.kind:9s} symmetry factor {d.symmetry} "
               f"(brute-force weight {d.weight}, {d.members} labelled contractions)")
@@ -136,6 +142,11 @@ def _cmd_diagrams(args) -> int:
         draw_all(ds, args.output)
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def order_text(order: int) -> str:
+    """The declared order of a statistic as printed: ``1``, ``1/n``, ``1/n^2``, ..."""
+    return {0: "1", 1: "1/n"}.get(order, f"1/n^{order}")
 
 
 def _cmd_sample(args) -> int:
@@ -261,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "inverse-metric form (needs invertible K), or auto (default)")
     sp.add_argument("--backend", choices=("auto", "numpy", "numba", "jax"), default="auto",
                     help="generated numba (CPU) or JAX (GPU if present) kernels, the plain numpy "
-                         "reference loops, or auto (default: JAX on a GPU, else numba)")
+                         "reference loops, or auto (default: JAX on a GPU, else numba); "
+                         "K2, V1, V6 always use the numpy loops (numba, jax refuse them)")
     sp.add_argument("--quadrature", choices=("default", "fine"), default="default",
                     help="fine: double the largest Gauss-Hermite rule of 3- and 4-input "
                          "integrals (slower; use when a QuadratureWarning says integrals "
@@ -270,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print the wall time of every layer step to stderr")
 
     tensor_help = f"one of {', '.join(TENSOR_NAMES)}"
+    derived_help = f"one of {', '.join((*TENSOR_NAMES, *SECOND_ORDER_NAMES))}"
     sp = add("codegen", "Print the generated kernels of a tensor's recursion (and cache them).",
              _cmd_codegen)
     sp.add_argument("tensor", help=tensor_help)
@@ -281,13 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="activation name or expression in z (default tanh)")
     sp = add("derive", "Print the recursion of a tensor derived from its Feynman diagrams.",
              _cmd_derive)
-    sp.add_argument("tensor", help=tensor_help)
+    sp.add_argument("tensor", help=derived_help)
     sp.add_argument("--form", choices=("derivative", "inverse-metric"), default="derivative",
                     help="derivative form <∂(...)> or inverse-metric form <(...) H(z)>")
     sp.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
 
     sp = add("diagrams", "List (and draw) the diagrams of a tensor's recursion.", _cmd_diagrams)
-    sp.add_argument("tensor", help=tensor_help)
+    sp.add_argument("tensor", help=derived_help)
     sp.add_argument("-o", "--output", metavar="FILE.png", help="draw them to PNG/SVG")
 
     sp = add("sample", "Estimate the requested tensors from sampled finite networks.",

@@ -14,8 +14,10 @@ polynomials of K⁻¹ on the blob's distinct samples; a blob can carry up to eig
 layer 1 (every tensor but K vanishes there), with the hyperparameters of layer ℓ+1 and
 r = n_ℓ/n_{ℓ-1}; order-k tensors at layer ℓ are coefficients of 1/n_{ℓ-1}^k.
 
-Not yet wired into ``feyntk predict`` (generated kernels and the layer driver handle one tensor
-per term): see issue 18, item 3.
+``feyntk predict`` evaluates ``K2``, ``V1``, ``V6`` through :func:`predict_values` (the same
+stepper, last layer only, repeated inputs once, the driver's memory check before anything is
+allocated); the generated numba / JAX kernels handle one tensor per term and are not used for
+them (:mod:`feyntk.api`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from feyntk.diagrams.diagram import correlator, declared, diagrams
 from feyntk.numbers import driver
 from feyntk.numbers.distributions import blob_expectation
 from feyntk.numbers.evaluate import RTOL_BLOB, BlobCache, derivative_options, first_layer
-from feyntk.numbers.gaussian import expect, require_invertible
+from feyntk.numbers.gaussian import QuadratureReport, expect, require_invertible
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 from feyntk.spec.statistic import REGISTRY, SECOND_ORDER
@@ -157,17 +159,21 @@ class SecondOrderStep:
     layers: int
     originals: tuple[int, ...] | None = None
     form: str = "derivative"
+    report: QuadratureReport | None = None
+    fine: bool = False
 
     def memory(self, N: int) -> tuple[int, str]:
         ranks = [len(correlator(n).output) for n in self.closure]
+        holds = driver.RANK4 + ("; rank-6 tensors (V6) hold N^6 entries" if 6 in ranks else "")
         return (driver.array_bytes(ranks, N, copies=self.layers),
-                f"{self.layers} layer states of {', '.join(self.closure)}; {driver.RANK4}")
+                f"{self.layers} layer states of {', '.join(self.closure)}; {holds}")
 
     def start(self, network: Network, x: np.ndarray) -> dict:
         return first_layer(network, x, self.closure)
 
     def step(self, state: dict, hp: driver.Hyper) -> dict:
-        cache = BlobCache(self.act, state["K"], self.form, originals=self.originals)
+        cache = BlobCache(self.act, state["K"], self.form, originals=self.originals,
+                          report=self.report, fine=self.fine)
         return {n: step(n, state, cache, hp.symbols(), state["K"].shape[0])
                 for n in self.closure}
 
@@ -192,4 +198,41 @@ def evaluate(network: Network, inputs, names, layer: int | None = None, *,
     return out
 
 
-__all__ = ["evaluate", "evaluate_term", "step", "dependencies", "declared", "hermite"]
+def predict_values(network: Network, x: np.ndarray, names, layer: int, *, form: str = "auto",
+                   max_memory_bytes: int | None = None, report: QuadratureReport | None = None,
+                   fine: bool = False, check_only: bool = False) -> dict[str, np.ndarray]:
+    """Statistics ``names`` (any of the fifteen and K2, V1, V6) at ``layer`` only, as
+    ``feyntk predict`` reports them: ``form`` ``"auto"`` resolved as for the first order
+    (:func:`feyntk.numbers.evaluate.choose_form` on the dependency closure; the derivative form
+    at layer 1), exact duplicate inputs evaluated once (:func:`feyntk.numbers.driver.on_distinct`),
+    two layer states held and the memory budget checked before anything is allocated
+    (:class:`~feyntk.errors.MemoryBudgetError`). ``check_only``: the form and memory checks
+    alone (nothing evaluated; returns None)."""
+    from feyntk.numbers.evaluate import choose_form
+
+    names = tuple(names)
+    closure = dependencies(names)
+    form = (choose_form(network.activation, [n for n in closure if n != "K"], form)
+            if layer > 1 else "derivative")
+    stepper = SecondOrderStep(closure, network.activation, 2, form=form, report=report,
+                              fine=fine)
+    ranks = [len(correlator(n).output) for n in names]
+    if check_only:
+        def run(u):
+            return None
+
+        def expand(out, rep):
+            return None
+    else:
+        def run(u):
+            state = driver.run(network, u, layer, stepper)
+            return {n: state[n] for n in names}
+
+        def expand(out, rep):
+            return rep.expand(out)
+    return driver.on_distinct(x, stepper, run, expand, what=f"predicting {list(names)}",
+                              output_ranks=ranks, budget=max_memory_bytes)
+
+
+__all__ = ["evaluate", "predict_values", "evaluate_term", "step", "dependencies", "declared",
+           "hermite"]

@@ -435,18 +435,32 @@ def get_statistic(name: str) -> Statistic:
             f"unknown tensor {name!r}; known tensors: {', '.join(TENSOR_NAMES)}") from None
 
 
+SECOND_ORDER_NAMES: tuple[str, ...] = tuple(s.name for s in SECOND_ORDER)
+"""Names of :data:`SECOND_ORDER` (``K2``, ``V1``, ``V6``): accepted in a config's ``tensors``
+next to :data:`TENSOR_NAMES` (``feyntk predict`` evaluates them with the numpy oracle,
+:mod:`feyntk.numbers.second_order`), but not part of it."""
+
+
+def config_tensor_names() -> tuple[str, ...]:
+    """The names a config's ``tensors`` may hold: :data:`TENSOR_NAMES`, then the second-order
+    ones of :data:`SECOND_ORDER_NAMES` (once each, also inside :func:`second_order`)."""
+    return tuple(TENSOR_NAMES) + tuple(n for n in SECOND_ORDER_NAMES if n not in REGISTRY)
+
+
 def check_tensor_names(names: Iterable[str] | str | None) -> tuple[str, ...]:
-    """Validate a list of tensor names, keeping MATH.md's order and dropping duplicates."""
+    """Validate a list of tensor names (:func:`config_tensor_names`), keeping MATH.md's order
+    (the fifteen, then K2, V1, V6) and dropping duplicates."""
+    known = config_tensor_names()
     if names is None:
         return ("K", "Theta")
     if isinstance(names, str):
         names = [names]
     names = list(names)
     if not names:
-        raise SpecError(f"tensors must name at least one of {', '.join(TENSOR_NAMES)}")
-    unknown = [n for n in names if n not in REGISTRY]
+        raise SpecError(f"tensors must name at least one of {', '.join(known)}")
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise SpecError(
-            f"unknown tensor name(s) {unknown}; known tensors: {', '.join(TENSOR_NAMES)} "
+            f"unknown tensor name(s) {unknown}; known tensors: {', '.join(known)} "
             "(names are case-sensitive)")
-    return tuple(n for n in TENSOR_NAMES if n in names)
+    return tuple(n for n in known if n in names)
