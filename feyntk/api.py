@@ -33,7 +33,9 @@ from feyntk.spec.statistic import SECOND_ORDER_NAMES
 
 
 def derivable() -> tuple[str, ...]:
-    """Tensors the diagram engine derives (and :func:`predict` evaluates) in this version."""
+    """Tensors the diagram engine derives (and :func:`predict` evaluates) in this version: the
+    registry's; :func:`predict` also takes the second-order
+    :data:`~feyntk.spec.statistic.SECOND_ORDER_NAMES` (K2, V1, V6), which are not listed here."""
     return tuple(CORRELATORS)
 
 def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",

@@ -2,7 +2,8 @@
 
 Keys: ``widths``, ``activation``, ``C_W``, ``C_b``, ``lambda_W``, ``lambda_b`` (scalar or per-layer
 list), ``inputs`` (N lists of length n0), ``layer`` (1..L, default L), ``tensors`` (names from
-:data:`feyntk.spec.statistic.TENSOR_NAMES`, default ``["K", "Theta"]``), and for sampling
+:data:`feyntk.spec.statistic.TENSOR_NAMES`, default ``["K", "Theta"]``, and for ``predict`` the
+second-order :data:`~feyntk.spec.statistic.SECOND_ORDER_NAMES`), and for sampling
 ``samples`` (number of networks, >= 2) and ``seed``.
 """
 
