@@ -42,18 +42,15 @@ RTOL_BLOB = 1e-12
 
 
 def dependencies(names) -> tuple[str, ...]:
-    """Dependency closure of the requested statistics (K and Θ included when used)."""
+    """Dependency closure of the requested statistics: every tensor their diagrams read, and K
+    (every blob is a Gaussian expectation at K)."""
     todo, seen = list(names), set()
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        if name in ("K",):
-            continue
         needs = {"K"} | {t for d in diagrams(name) for t in d.tensors}
-        if name == "Theta":
-            needs.add("Theta")
         todo += [t for t in needs if t not in seen]
     return tuple(n for n in TENSOR_NAMES if n in seen)
 
