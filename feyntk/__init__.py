@@ -17,6 +17,7 @@ from feyntk.api import derivable as derivable
 from feyntk.api import predict as predict
 from feyntk.api import predict_ntk_step as predict_ntk_step
 from feyntk.api import sample as sample
+from feyntk.api import statistics as statistics
 from feyntk.api import train as train
 from feyntk.api import train_sample as train_sample
 from feyntk.diagrams.diagram import diagrams as diagrams

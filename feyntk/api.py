@@ -170,6 +170,29 @@ def _refuse_second_order(config: Mapping[str, Any], what: str) -> None:
 TRAINING_KEYS = ("train_inputs", "targets", "eta")
 
 
+def statistics(config: Mapping[str, Any] | Request, *, samples: int | None = None,
+               seed: int | None = None, **options):
+    """:func:`predict` (``samples`` None) or :func:`sample` as a
+    :class:`~feyntk.numbers.result.Statistics`: the tensors together with the input set their
+    sample axes run over (one block ``"inputs"``), the layer and n, and for sampling their
+    standard errors (``.errors``). ``.cumulant(vertex, width)`` then gives expectations of
+    fields with explicit neuron labels, e.g. ``cumulant("PQ", 2)`` for n·E[dĤ_{i0i1i2} z_{i3}].
+
+    Sampled ``K`` and ``Theta`` are the full finite-width E[zz] and E[Ĥ] (see :func:`sample`),
+    so ``kernel``/``mean_ntk`` of a sampled result already contain their 1/n parts.
+    ``options`` go to :func:`predict` or :func:`sample`.
+    """
+    from feyntk.numbers.result import InputSet, Statistics
+
+    req = parse_request(config)
+    out = (predict(req, **options) if samples is None
+           else sample(req, samples=samples, seed=seed, **options))
+    tensors = {k: np.asarray(v["value"], dtype=float) for k, v in out["tensors"].items()}
+    errors = {k: np.asarray(v["se"], dtype=float) for k, v in out["tensors"].items()
+              if "se" in v}
+    return Statistics(InputSet.of(inputs=req.inputs), out["layer"], out["n"], tensors, errors)
+
+
 def predict_ntk_step(config: Mapping[str, Any], *, form: str = "auto") -> dict[str, Any]:
     """Predicted ensemble-mean NTK change after one full-batch GD step on the MSE loss.
 

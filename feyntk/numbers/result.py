@@ -89,8 +89,13 @@ class Statistics:
     layer: int
     n: int
     tensors: Mapping[str, np.ndarray]
+    errors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Standard errors of Monte Carlo estimates, same keys and shapes (empty for theory)."""
 
     def __post_init__(self):
+        for name, value in self.errors.items():
+            if name not in self.tensors or np.shape(value) != np.shape(self.tensors[name]):
+                raise SpecError(f"standard error of {name} does not match its tensor")
         for name, value in self.tensors.items():
             stat = get_statistic(name)
             if value.shape != (self.inputs.N,) * stat.rank:
