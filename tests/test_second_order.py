@@ -382,55 +382,23 @@ def test_deep_linear_several_inputs_equal_wishart_moments():
 
 
 # -- (d) Monte Carlo of real networks: V6 by a direct distinct-triple estimator ----------------
-def _v6_monte_carlo(widths, act, C_W_, C_b_, x, S, seed, chunk=20000, blocks=40):
-    """n² κ3(z_i², z_j², z_k²) over distinct output neurons of sampled networks (single input):
-    per network the means over ordered distinct triples, pairs and single neurons (from power
-    sums), combined across networks by U-statistics (E[B]E[C] over distinct networks, E[C]³
-    over distinct triples of networks: no 1/S bias), standard error by a block jackknife."""
-    rng = np.random.default_rng(seed)
-    f = get_activation(act).numpy(0)
-    n = widths[-1]
-    rows = []
-    for start in range(0, S, chunk):
-        m = min(chunk, S - start)
-        z = rng.normal(size=(m, widths[1], widths[0])) @ x * np.sqrt(C_W_ / widths[0])
-        z = z + rng.normal(size=(m, widths[1])) * np.sqrt(C_b_)
-        for l in range(2, len(widths)):
-            W = rng.normal(size=(m, widths[l], widths[l - 1])) * np.sqrt(C_W_ / widths[l - 1])
-            z = np.einsum("sij,sj->si", W, f(z)) + rng.normal(size=(m, widths[l])) * np.sqrt(C_b_)
-        X = z ** 2
-        p1, p2, p3 = X.sum(1), (X ** 2).sum(1), (X ** 3).sum(1)
-        rows.append(np.stack([(p1 ** 3 - 3 * p1 * p2 + 2 * p3) / (n * (n - 1) * (n - 2)),
-                              (p1 ** 2 - p2) / (n * (n - 1)), p1 / n], 1))
-    ABC = np.concatenate(rows)
-
-    def kappa3(R):
-        A, B, C = R.T
-        s = len(A)
-        BC = (B.sum() * C.sum() - (B * C).sum()) / (s * (s - 1))
-        s1, s2, s3 = C.sum(), (C ** 2).sum(), (C ** 3).sum()
-        return A.mean() - 3 * BC + 2 * (s1 ** 3 - 3 * s1 * s2 + 2 * s3) / (s * (s - 1) * (s - 2))
-
-    idx = np.arange(len(ABC)) % blocks
-    jk = np.array([kappa3(ABC[idx != b]) for b in range(blocks)])
-    se = np.sqrt((blocks - 1) / blocks * ((jk - jk.mean()) ** 2).sum())
-    return n * n * kappa3(ABC), n * n * se
-
-
 @pytest.mark.parametrize("n,S", [(8, 400_000),
                                  pytest.param(16, 4_000_000, marks=pytest.mark.slow),
                                  pytest.param(32, 1_600_000, marks=pytest.mark.slow)])
 def test_v6_against_monte_carlo_of_real_networks(n, S):
-    """tanh, depth 3, one input: the direct estimate of n² κ3 agrees with V6 within 3 se (it is
-    V6 + O(1/n); the O(1/n) part is below the errors here). V6 = 0.0779; this estimator gave
-    0.0806 ± 0.0155 (n = 8, 4·10⁵ networks, the default) and in a separate run with 4·10⁶,
-    4·10⁶, 1.6·10⁶ networks 0.0797 ± 0.0050 (n = 8), 0.0809 ± 0.0051 (16), 0.0858 ± 0.0115 (32).
-    Not yet the issue's width-sweep check (1/n fit, residual scaling) nor K², V¹ (whose 1/n²
-    effects need width sweeps of E[zz] and n Cov)."""
+    """tanh, depth 3, one input: the direct estimate of n² κ3
+    (:func:`feyntk.validate.six_point.estimate_v6`: power sums per network, U-statistics across
+    networks, block-jackknife se) agrees with V6 within 3 se (it is V6 + O(1/n); the O(1/n) part
+    is below the errors here). V6 = 0.0779; the estimator gave 0.0772 ± 0.0165 (n = 8, 4·10⁵
+    networks, the default). The width sweep with V¹ and K² is tests/test_second_order_mc.py."""
+    from feyntk.validate.six_point import estimate_v6
+
     x = np.array([1.0, 0.3])
     widths = [2, n, n, n]
     net = Network.create(widths, "tanh", C_W=1.5, C_b=0.1)
     V6 = float(evaluate(net, [x.tolist()], ["V6"])["V6"].flat[0])
     assert V6 == pytest.approx(0.0779067, rel=1e-5)
-    mc, se = _v6_monte_carlo(widths, "tanh", 1.5, 0.1, x, S, seed=7)
+    out = estimate_v6({"widths": widths, "activation": "tanh", "C_W": 1.5, "C_b": 0.1,
+                       "inputs": [x.tolist()], "tensors": ["V6"], "samples": S, "seed": 7})
+    mc, se = (float(out["tensors"]["V6"][k].flat[0]) for k in ("value", "se"))
     assert abs(mc - V6) < 3 * se and mc > 2 * se, (mc, se, V6)

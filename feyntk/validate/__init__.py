@@ -15,3 +15,5 @@ from feyntk.validate.sample import network_fields as network_fields
 from feyntk.validate.sample import plan_sampling as plan_sampling
 from feyntk.validate.sample import sample as sample
 from feyntk.validate.sample import sample_fields as sample_fields
+from feyntk.validate.six_point import estimate_v6 as estimate_v6
+from feyntk.validate.six_point import v6_from_z as v6_from_z
