@@ -64,6 +64,23 @@ def test_recursions_notebook_executes_and_exports_latex(monkeypatch):
         assert png.exists() and png.stat().st_mtime >= t0 - 1, f"{png.name} was not written"
 
 
+def test_second_order_notebook_executes(monkeypatch):
+    """derivations/second_order.ipynb (about 10 s on 2 cores): the K2, V1, V6 recursions in LaTeX,
+    their diagram counts (6, 10, 8) and the deep-linear closed forms through predict to 1e-10
+    (asserted inside the notebook)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    nb = nbformat.read(DERIVATIONS / "second_order.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+        "store the notebook without outputs"
+    _client(nb).execute()  # raises CellExecutionError (test failure) if any cell fails
+    out = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                  for o in c.get("outputs", []))
+    assert "diagram counts: {'K2': 6, 'V1': 10, 'V6': 8}" in out
+    assert r"\begin{aligned} {V_{6}^{(\ell+1)}}" in out and "K^{2,(\\ell+1)}" in out
+    assert "max |diff|:" in out
+
+
 def test_training_notebook_executes(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
