@@ -320,11 +320,12 @@ def second_order_sweep(config: Mapping[str, Any], ns: Sequence[int], *, samples:
     How many networks (measured, tanh, widths [2, n, n, n], C_W 1.5, C_b 0.1, one input, all n
     neurons of the last layer per network, S networks per width; tests/test_second_order_mc.py):
     the se of the sampled E[zz] is ≈ 0.97/√(S n) and of n·Cov ≈ 1.5/√S, so a point of y has
-    se ≈ 0.97 n^{3/2}/√S (K²) and ≈ 1.5 n/√S (V¹); with ns = 4, 6, 8, 12 and corrections=1 the
-    fitted coefficient's se is ≈ 29/√S (K²) and ≈ 17/√S (V¹). There K² = −0.0116 and
-    V¹ = −0.0138, so resolving them at 3σ takes ≈ 6·10⁷ (K²) and ≈ 1.4·10⁷ (V¹) networks per
-    width; sweeps of 10⁵–10⁶ networks per width (seconds to minutes on a CPU) check
-    consistency at that se only.
+    se ≈ 0.97 n^{3/2}/√S (K²) and ≈ 1.5 n/√S (V¹). With corrections=1 the fitted coefficient's
+    se is ≈ 29/√S (K²) and ≈ 17/√S (V¹) for ns = 4, 6, 8, 12, and ≈ 81/√S and ≈ 31/√S for
+    ns = 8, 12, 16, 24 (2·10⁶ networks per width: K² 0.018 ± 0.057, V¹ 0.0004 ± 0.022). There
+    K² = −0.0116 and V¹ = −0.0138, so resolving them at 3σ takes ≈ 6·10⁷ (K²) and ≈ 1.4·10⁷
+    (V¹) networks per width at ns = 4…12, ≈ 4·10⁸ and ≈ 5·10⁷ at ns = 8…24; sweeps of
+    10⁵–10⁶ networks per width (seconds to minutes on a CPU) check consistency at that se only.
     """
     from feyntk.api import predict
 
