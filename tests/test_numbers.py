@@ -238,7 +238,7 @@ def test_conical_rule_refuses_cones_beyond_its_cap(monkeypatch):
 
     K = _correlated(np.random.default_rng(0), 3, 30.0)
     assert len(gaussian.cone_simplices(gaussian.factor(K[None], smooth=False)[0])) > 8
-    monkeypatch.setattr(gaussian, "CONE_MAX", 8)
+    monkeypatch.setattr(gaussian.conical, "CONE_MAX", 8)  # read by cone_simplices
     with pytest.raises(DegenerateKernelError, match="too nearly collinear"):
         expect(lambda z: np.all(z > 0, axis=1) * 1.0, K, kinks=(0.0,))
 

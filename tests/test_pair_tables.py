@@ -13,7 +13,7 @@ import pytest
 
 import feyntk.numbers.gaussian as gaussian
 from feyntk.errors import DegenerateKernelError
-from feyntk.numbers import pairs
+from feyntk.numbers.gaussian import pairs
 from feyntk.numbers.gaussian import pair_table
 from feyntk.numbers.infinite import kernel_layers
 from feyntk.spec.activation import get_activation
@@ -144,13 +144,13 @@ def test_moderate_variances_never_reach_the_polar_rule(monkeypatch):
     large-variance sample (K_aa = 30) sends exactly its own pairs to the polar rule, which
     batches them."""
     calls = []
-    expect = gaussian.expect
+    expect = gaussian.table.expect
 
     def spy(f, cov, **kw):
         calls.append(np.shape(cov)[0])
         return expect(f, cov, **kw)
 
-    monkeypatch.setattr(gaussian, "expect", spy)
+    monkeypatch.setattr(gaussian.table, "expect", spy)  # pair_table's polar rule
     rng = np.random.default_rng(31)
     x = rng.normal(size=(40, 3))
     x *= np.sqrt(3) / np.linalg.norm(x, axis=1, keepdims=True)

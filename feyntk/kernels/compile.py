@@ -51,7 +51,7 @@ def _slug(text: str) -> str:
 
 
 GENERATOR_SOURCES = ("kernels", "diagrams", "recursions", "spec/activation.py",
-                     "spec/statistic.py", "numbers/gaussian.py", "numbers/pairs.py", "errors.py")
+                     "spec/statistic.py", "numbers/gaussian", "errors.py")
 """Paths (relative to the ``feyntk`` package; folders mean every ``.py`` file below them) whose
 source shapes generated code. ``tests/test_kernel_cache.py`` checks that every ``feyntk`` module
 the generator imports, directly or not, is among them."""
