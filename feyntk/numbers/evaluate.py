@@ -170,7 +170,25 @@ def _hermite(y: np.ndarray, P: np.ndarray, k: int) -> np.ndarray:
             two = two + e(sub, P, y, y)
         pp = (e("ac,de->acde", P, P) + e("ad,ce->acde", P, P) + e("ae,cd->acde", P, P))
         return (y4 - two + pp[None, ..., None]).reshape(B, d ** 4, n)
-    raise NotImplementedError(f"Hermite polynomials of order {k}")
+    return hermite_polynomials(y, P, k)
+
+
+def hermite_polynomials(y: np.ndarray, P: np.ndarray, k: int) -> np.ndarray:
+    """Multivariate Hermite polynomials He_{g1..gk} of y = K⁻¹z (P = K⁻¹), any k: shape
+    (B, d^k, n) for y of shape (B, d, n), by ``He_{g R} = y_g He_R − Σ_{m∈R} P_{g m} He_{R∖m}``
+    (the closed forms above serve k ≤ 4; order-1/n² blobs need up to 8 legs)."""
+    B, d, n = y.shape
+    H = [np.ones((B, n)), y]
+    for j in range(2, k + 1):
+        # H_j[g1, g2..gj] = y[g1] H_{j-1}[g2..gj] − Σ_m P[g1, gm] H_{j-2}[g2..ĝm..gj]
+        letters = "cdefghijklmnopqrstu"[:j]
+        new = np.einsum(f"b{letters[0]}z,b{letters[1:]}z->b{letters}z", y, H[j - 1])
+        for m in range(1, j):
+            rest = letters[1:m] + letters[m + 1:]
+            new = new - np.einsum(f"{letters[0]}{letters[m]},b{rest}z->b{letters}z",
+                                  P, H[j - 2])
+        H.append(new)
+    return H[k].reshape(B, d ** k, n) if k else H[0][:, None, :]
 
 
 def _numeric_coeff(expr: sp.Expr, values: dict) -> float:

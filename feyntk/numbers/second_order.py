@@ -9,7 +9,7 @@ of :class:`~feyntk.numbers.evaluate.BlobCache`: ``derivative`` (each z-leg diffe
 factor of its blob; for kinked σ one sample of the blob, the product differentiated as a
 distribution) and ``inverse-metric`` (``⟨∂_{g1}…∂_{gk} F⟩ = ⟨F He_{g1…gk}⟩`` with the Hermite
 polynomials of K⁻¹ on the blob's distinct samples; a blob can carry up to eight legs at order
-1/n², :func:`hermite` builds them for any k).
+1/n², :func:`~feyntk.numbers.evaluate.hermite_polynomials` builds them for any k).
 :func:`evaluate` runs the recursions of a closure of statistics layer by layer from the exact
 layer 1 (every tensor but K vanishes there), with the hyperparameters of layer ℓ+1 and
 r = n_ℓ/n_{ℓ-1}; order-k tensors at layer ℓ are coefficients of 1/n_{ℓ-1}^k.
@@ -30,61 +30,11 @@ import sympy as sp
 
 from feyntk.diagrams.diagram import correlator, declared, diagrams
 from feyntk.numbers import driver
-from feyntk.numbers.distributions import blob_expectation
-from feyntk.numbers.evaluate import RTOL_BLOB, BlobCache, derivative_options, first_layer
-from feyntk.numbers.gaussian import QuadratureReport, expect, require_invertible
+from feyntk.numbers.evaluate import BlobCache, derivative_options, first_layer
+from feyntk.numbers.gaussian import QuadratureReport
 from feyntk.spec.activation import Activation
 from feyntk.spec.network import Network, check_inputs
 from feyntk.spec.statistic import REGISTRY, SECOND_ORDER
-
-
-def hermite(y: np.ndarray, P: np.ndarray, k: int) -> np.ndarray:
-    """Multivariate Hermite polynomials He_{g1..gk} of y = K⁻¹z (P = K⁻¹), any k: shape
-    (B, d^k, n) for y of shape (B, d, n), by ``He_{g R} = y_g He_R − Σ_{m∈R} P_{g m} He_{R∖m}``."""
-    B, d, n = y.shape
-    H = [np.ones((B, n)), y]
-    for j in range(2, k + 1):
-        # H_j[g1, g2..gj] = y[g1] H_{j-1}[g2..gj] − Σ_m P[g1, gm] H_{j-2}[g2..ĝm..gj]
-        letters = "cdefghijklmnopqrstu"[:j]
-        new = np.einsum(f"b{letters[0]}z,b{letters[1:]}z->b{letters}z", y, H[j - 1])
-        for m in range(1, j):
-            rest = letters[1:m] + letters[m + 1:]
-            new = new - np.einsum(f"{letters[0]}{letters[m]},b{rest}z->b{letters}z",
-                                  P, H[j - 2])
-        H.append(new)
-    return H[k].reshape(B, d ** k, n) if k else H[0][:, None, :]
-
-
-def hermite_blob(cache: BlobCache, sigs: tuple[tuple[int, int], ...], nlegs: int):
-    """(S, ⟨F·He_{g1..gk}⟩ over S^k) for the blob's distinct samples S: the cache's own rule up
-    to four legs, :func:`hermite` beyond (same integration rules, memoised in the cache)."""
-    if nlegs <= 4:
-        return cache.hermite(sigs, nlegs)
-    key = ("h*", tuple(sorted(sigs)), nlegs)
-    if key not in cache.store:
-        S = sorted({s for _, s in sigs})
-        KS = cache.K[np.ix_(S, S)]
-        P = require_invertible(KS, [cache.original(s) for s in S])
-        fns = [(S.index(s), cache.act.numpy(k)) for k, s in sigs]
-        d = len(S)
-        if not cache.act.is_smooth:
-            def weight(z):
-                return hermite(np.einsum("ij,bjp->bip", P, z), P, nlegs)
-
-            val = blob_expectation(cache.act, cache.K, cache.groups(sigs), weight,
-                                   labels=[cache.original(i) for i in range(len(cache.K))])
-        else:
-            def f(z):  # z: (B, d, Pn) -> (B, d^k, Pn)
-                F = 1.0
-                for i, fn in fns:
-                    F = F * fn(z[:, i])
-                He = hermite(np.einsum("ij,bjp->bip", P, z), P, nlegs)
-                return He * F[:, None, :]
-
-            val = expect(f, KS, rtol=RTOL_BLOB, report=cache.report, fine=cache.fine,
-                         smooth=True).value
-        cache.store[key] = (S, np.asarray(val).reshape((d,) * nlegs))
-    return cache.store[key]
 
 
 def _inverse_metric_options(blob, alpha: dict, cache: BlobCache) -> list:
@@ -92,7 +42,7 @@ def _inverse_metric_options(blob, alpha: dict, cache: BlobCache) -> list:
     sigs = tuple((k, alpha[s]) for k, s in blob.sigs)
     if not blob.legs:
         return [(lambda: cache.plain(sigs), {})]
-    S, arr = hermite_blob(cache, sigs, len(blob.legs))
+    S, arr = cache.hermite(sigs, len(blob.legs))
     return [(lambda c=c: arr[c], {g: S[i] for g, i in zip(blob.legs, c)})
             for c in itertools.product(range(len(S)), repeat=len(blob.legs))]
 
