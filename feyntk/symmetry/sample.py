@@ -23,8 +23,8 @@ from feyntk.spec.network import Network, check_inputs
 from feyntk.symmetry.groups import Group
 from feyntk.symmetry.kernels import check_group, orbit_kernels, symmetrized_kernels
 from feyntk.validate.estimators import ESTIMATORS, _result, _update, averages_for, fields_needed
-from feyntk.validate.sample import (_symmetric_derivative, _unflatten, forward, learning_rates,
-                                    plan_sampling, sample_parameters)
+from feyntk.validate.sample import (fields_of_outputs, forward, plan_sampling,
+                                    sample_parameters)
 
 jax.config.update("jax_enable_x64", True)
 
@@ -34,30 +34,13 @@ def symmetrized_fields(spec, theta, x, mats):
 
     x: (N, n0) base inputs; mats: (|G|, n0, n0) the input action.
     """
-    M, N = spec.neurons, x.shape[0]
+    N = x.shape[0]
     orbit = jnp.einsum("gij,aj->gai", mats, x)
 
     def f(t):  # (M·N,) o = i·N + a: the orbit mean of the MLP's outputs
         return jax.vmap(lambda xs: forward(spec, t, xs))(orbit).mean(0).reshape(-1)
 
-    out = {}
-    if "z" in spec.fields:
-        out["z"] = f(theta).reshape(M, N)
-    if set(spec.fields) - {"z"}:
-        lam = learning_rates(spec)
-        J = jax.jacrev(f)(theta)
-        V = J * lam
-        if "H" in spec.fields:
-            out["H"] = _unflatten(J @ V.T, M, N)
-        if "dH" in spec.fields:
-            out["dH"] = _unflatten(_symmetric_derivative(f, theta, V, 2, spec.batch), M, N)
-        if "ddI" in spec.fields:
-            out["ddI"] = _unflatten(_symmetric_derivative(f, theta, V, 3, spec.batch), M, N)
-        if "ddII" in spec.fields:
-            jac = jax.jacrev(f)
-            HV = jax.vmap(lambda v: jax.jvp(jac, (theta,), (v,))[1])(V)
-            out["ddII"] = _unflatten(jnp.einsum("cap,p,dbp->abcd", HV, lam, HV), M, N)
-    return out
+    return fields_of_outputs(spec, theta, f, N)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "reduce"))

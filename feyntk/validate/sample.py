@@ -247,8 +247,14 @@ def network_fields(spec: FieldSpec, theta: jnp.ndarray, x: jnp.ndarray) -> dict[
     Returns:
         dict with the keys of ``spec.fields``; neuron indices first, then sample indices.
     """
-    M, N = spec.neurons, x.shape[0]
     f = lambda t: forward(spec, t, x).reshape(-1)             # noqa: E731  (O,)
+    return fields_of_outputs(spec, theta, f, x.shape[0])
+
+
+def fields_of_outputs(spec: FieldSpec, theta: jnp.ndarray, f, N: int) -> dict[str, jnp.ndarray]:
+    """The requested fields of any output map ``f(θ) → (M·N,)`` (output o = i·N + a), e.g. a
+    network's or a symmetrized network's: z, Ĥ = J λ Jᵀ, dĤ, ddÎ, ddÎÎ by JAX autodiff."""
+    M = spec.neurons
     out = {}
     if "z" in spec.fields:
         out["z"] = f(theta).reshape(M, N)
