@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import feyntk  # noqa: E402
 import feyntk.kernels.tables  # noqa: E402
 import feyntk.numbers.gaussian as gaussian  # noqa: E402
+import common  # noqa: E402
 from common import machine_line  # noqa: E402
 from feyntk.errors import QuadratureWarning  # noqa: E402
 
@@ -61,17 +62,8 @@ def reference_schedule():
 
 
 def defined_tensors(act: str) -> list[str]:
-    from feyntk.api import derivable
-    from feyntk.errors import FeyntkError
-
-    out = []
-    for t in derivable():
-        try:
-            feyntk.predict(config(act, 1, 2, [t]), backend="numpy")
-            out.append(t)
-        except FeyntkError:
-            pass
-    return out
+    """Tensors whose recursion is defined for the activation at coinciding samples."""
+    return common.defined_tensors(act, config)
 
 
 def config(act: str, N: int, depth: int, tensors) -> dict:

@@ -29,8 +29,10 @@ import numpy as np
 
 import feyntk
 import feyntk.kernels.tables
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from feyntk.api import derivable
-from feyntk.errors import FeyntkError
 from feyntk.kernels.engine import memory_needed
 from feyntk.numbers.evaluate import choose_form, dependencies
 
@@ -49,14 +51,7 @@ def config(act: str, N: int, depth: int, tensors) -> dict:
 
 def defined_tensors(act: str) -> list[str]:
     """Tensors whose recursion is defined for the activation at coinciding samples."""
-    out = []
-    for t in derivable():
-        try:
-            feyntk.predict(config(act, 1, 2, [t]), backend="numpy")
-            out.append(t)
-        except FeyntkError:
-            pass
-    return out
+    return common.defined_tensors(act, config)
 
 
 def run(cfg: dict, backend: str) -> dict:

@@ -24,3 +24,20 @@ def fmt_time(t: float) -> str:
     if t < 7200:
         return f"{t / 60:.3g} min"
     return f"{t / 3600:.3g} h"
+
+
+def defined_tensors(act: str, config) -> list[str]:
+    """Tensors whose recursion is defined for the activation at coinciding samples:
+    ``config(act, N, depth, tensors)`` builds the benchmark's config (N = 1, depth 2 here)."""
+    import feyntk
+    from feyntk.api import derivable
+    from feyntk.errors import FeyntkError
+
+    out = []
+    for t in derivable():
+        try:
+            feyntk.predict(config(act, 1, 2, [t]), backend="numpy")
+            out.append(t)
+        except FeyntkError:
+            pass
+    return out
