@@ -25,7 +25,7 @@ import numpy as np
 
 from feyntk.errors import MemoryBudgetError, NotAvailableError, SpecError
 from feyntk.numbers.result import InputSet, evaluate_statistics
-from feyntk.spec.config import parse_request
+from feyntk.spec.config import EXAMPLE_CONFIG, HYPERPARAMETERS, parse_request
 from feyntk.spec.network import check_inputs
 from feyntk.training.converged import converged_correction
 from feyntk.training.dynamics import mean_correction
@@ -38,11 +38,8 @@ NEEDS = ("K", "Theta", "Theta1", "A", "B", "P", "Q", "R", "S", "T", "U")
 
 EXAMPLE_TRAIN_CONFIG: dict[str, Any] = {
     "widths": [2, 64, 64, 1],
-    "activation": "tanh",
-    "C_W": 1.5,
-    "C_b": 0.1,
-    "lambda_W": 1.0,
-    "lambda_b": 0.1,
+    # the shipped predict example's activation and hyperparameters
+    **{k: EXAMPLE_CONFIG[k] for k in ("activation", *HYPERPARAMETERS)},
     "inputs": [[0.8, -0.2], [-0.3, 0.7]],
     "train_inputs": [[1.0, 0.3], [-0.4, 0.9], [0.5, -1.0]],
     "targets": [[0.5], [-0.3], [0.2]],
