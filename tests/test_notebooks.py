@@ -19,7 +19,6 @@ nbclient = pytest.importorskip("nbclient", reason=f"nbclient is not installed; {
 
 ROOT = Path(__file__).resolve().parents[1]
 DERIVATIONS = ROOT / "derivations"
-NOTEBOOK = DERIVATIONS / "recursions.ipynb"
 TIMEOUT_S = 300  # per cell; the whole notebook takes well under a minute on 2 cores
 
 
@@ -39,13 +38,19 @@ def _client(nb):
     return client
 
 
-def test_recursions_notebook_executes_and_exports_latex(monkeypatch):
-    # the kernel imports this checkout's feyntk, not whichever copy happens to be installed
+def _stored_without_outputs(monkeypatch, name: str):
+    """Read derivations/``name`` (stored without outputs) with the kernel importing this
+    checkout's feyntk, not whichever copy happens to be installed."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(DERIVATIONS / name, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
         "store the notebook without outputs"
+    return nb
+
+
+def test_recursions_notebook_executes_and_exports_latex(monkeypatch):
+    nb = _stored_without_outputs(monkeypatch, "recursions.ipynb")
     client = _client(nb)
     t0 = time.time()
     client.execute()  # raises CellExecutionError (test failure) if any cell fails
@@ -68,11 +73,7 @@ def test_second_order_notebook_executes(monkeypatch):
     """derivations/second_order.ipynb (about 10 s on 2 cores): the K2, V1, V6 recursions in LaTeX,
     their diagram counts (6, 10, 8) and the deep-linear closed forms through predict to 1e-10
     (asserted inside the notebook)."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    nb = nbformat.read(DERIVATIONS / "second_order.ipynb", as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
-        "store the notebook without outputs"
+    nb = _stored_without_outputs(monkeypatch, "second_order.ipynb")
     _client(nb).execute()  # raises CellExecutionError (test failure) if any cell fails
     out = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                   for o in c.get("outputs", []))
@@ -82,23 +83,15 @@ def test_second_order_notebook_executes(monkeypatch):
 
 
 def test_training_notebook_executes(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    nb = nbformat.read(DERIVATIONS / "training.ipynb", as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
-        "store the notebook without outputs"
+    nb = _stored_without_outputs(monkeypatch, "training.ipynb")
     _client(nb).execute()  # raises CellExecutionError (test failure) if any cell fails
 
 
 def test_equivariance_notebook_executes(monkeypatch):
     """derivations/equivariance.ipynb at its CI size (about 45 s on 2 cores): real trained
     augmented ensembles on the digits (C4) and the Ising lattice against the NTK prediction."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     monkeypatch.delenv("FEYNTK_EQUIVARIANCE", raising=False)
-    nb = nbformat.read(DERIVATIONS / "equivariance.ipynb", as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
-        "store the notebook without outputs"
+    nb = _stored_without_outputs(monkeypatch, "equivariance.ipynb")
     t0 = time.time()
     _client(nb).execute()  # raises CellExecutionError (test failure) if any cell fails
     for name in ("equivariance_digits.png", "equivariance_ising.png"):
