@@ -65,9 +65,14 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
             integrals stopped unconverged.
 
     The result also holds ``"quadrature"``: the Gaussian integrals that reached the largest
-    rule before the tolerance (``capped_integrals``) and a conservative estimate of their
-    largest relative error (``max_rel_error_estimate``, per integral, conservative); above
-    :data:`~feyntk.numbers.gaussian.QUAD_WARN` a
+    rule before the tolerance (``capped_integrals``), the estimated relative error of every
+    tensor (``tensor_rel_error_estimates``, relative to its largest entry: the capped
+    integrals' errors propagated through the recursion by re-running it with the caps halved
+    and quartered, :func:`feyntk.numbers.driver.propagated_errors`; second-order names are
+    covered by the per-integral estimate instead), their maximum (``max_rel_error_estimate``,
+    ``worst_tensor``), the largest per-integral estimate (``max_integral_rel_error_estimate``,
+    ``worst``: its rule's samples and last level) and the time the estimate took
+    (``estimate_seconds``). Above :data:`~feyntk.numbers.gaussian.QUAD_WARN` a
     :class:`~feyntk.errors.QuadratureWarning` is emitted.
     """
     from feyntk.kernels.engine import evaluate as evaluate_kernels
@@ -115,12 +120,14 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
         values.update(predict_values(req.network, req.inputs, second, req.layer, form=form,
                                      max_memory_bytes=max_memory_bytes, report=report,
                                      fine=quadrature == "fine"))
-    if report.max_rel_error > QUAD_WARN:
+    if report.estimate > QUAD_WARN:
+        where = (f"of {report.worst_tensor}, propagated through the recursion"
+                 if report.estimate > report.unpropagated else
+                 f"per integral, {report.worst}")
         warnings.warn(QuadratureWarning(
             f"{report.capped} Gaussian integrals stopped at the largest quadrature rule before "
             f"reaching rtol = {RTOL:g}; estimated relative error up to "
-            f"{report.max_rel_error:.1e} ({report.worst}; a conservative per-integral bound, "
-            "the tensors are usually far more accurate). Slow convergence is typical for "
+            f"{report.estimate:.1e} ({where}). Slow convergence is typical for "
             "σ with poles near the real axis (tanh) at large K over 3-4 distinct inputs. "
             'Details in result["quadrature"]'
             + ("" if quadrature == "fine" else "; quadrature='fine' (--quadrature fine) "
@@ -234,14 +241,16 @@ def train_sample(config: Mapping[str, Any], *, samples: int, seed: int = 0,
                  progress: bool = False, max_memory_bytes: int | None = None) -> dict[str, Any]:
     """Train ``samples`` real networks (JAX) with the config's schedule; same keys as
     :func:`train` for ``mean`` and ``cov``, each with ``"value"`` and ``"se"``; with
-    ``group`` and ``augment: "full"`` the networks train on the orbit (feyntk.symmetry.config)."""
-    from feyntk.symmetry.config import train_sample_config
+    ``group`` and ``augment: "full"`` the networks train on the orbit, with ``symmetrize: true``
+    real symmetrized networks f_G train on the original set (feyntk.symmetry.config)."""
+    from feyntk.symmetry.config import train_sample_config, train_sample_options
     from feyntk.training.ensemble import parse_training
     from feyntk.training.sample import train_sample_network
 
     req, xa, y, schedule = parse_training(train_sample_config(config))
     out = train_sample_network(req.network, req.inputs, xa, y, schedule, samples=samples,
-                               seed=seed, progress=progress, max_memory_bytes=max_memory_bytes)
+                               seed=seed, progress=progress, max_memory_bytes=max_memory_bytes,
+                               **train_sample_options(config))
     return {"n": out["n"], "layer": req.network.L,
             "mean": {"value": out["mean"], "se": out["mean_se"]},
             "cov": {"value": out["cov"], "se": out["cov_se"]},

@@ -17,17 +17,22 @@ M_START = 48
 M_MAX = 768
 
 
-def tensor_levels(r: int, fine: bool = False) -> tuple[int, int]:
+def tensor_levels(r: int, fine: bool | int = False) -> tuple[int, int]:
     """First and largest m per direction of the tensor rule for a rank-r Gaussian.
 
     The caps (48 nodes per direction in 4-d, 128 in 3-d) bound the cost of the C(N, 4) and
     C(N, 3) many-sample integrals; ``fine`` doubles them for r ≥ 3 (16× / 8× the nodes at the
     last level) for when :class:`QuadratureReport` flags integrals that stopped unconverged.
+    An integer ``fine`` is the number of doublings (True = 1); a negative one halves the caps
+    (not below the first level), which is how the error estimate of
+    :func:`feyntk.numbers.driver.evaluate_as_given` re-runs a recursion one and two levels
+    coarser.
     """
     m_max = M_MAX if r <= 1 else 384 if r == 2 else 128 if r == 3 else 48
+    m0 = M_START if r <= 2 else 32 if r == 3 else 12
     if fine and r >= 3:
-        m_max *= 2
-    return min(M_START if r <= 2 else 32 if r == 3 else 12, m_max), m_max
+        m_max = max(m0, int(m_max * 2.0 ** int(fine)))
+    return min(m0, m_max), m_max
 
 
 MIN_SCALE = 0.125

@@ -2,13 +2,15 @@
 
 Every rule of :mod:`feyntk.numbers.gaussian` returns an :class:`Estimate` (value and an estimate
 of its absolute error); :class:`QuadratureReport` collects the integrals that stopped at the
-largest rule before meeting the tolerance, with :func:`capped_error` as their error estimate.
+largest rule before meeting the tolerance, with :func:`extrapolated_error` as their error
+estimate, and the error estimates of the tensors computed from them (:func:`tensor_error`,
+propagated through the recursion by :func:`feyntk.numbers.driver.evaluate_as_given`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,10 +28,8 @@ class Estimate:
 
 
 QUAD_WARN = 1e-4
-"""Estimated relative error above which ``predict`` warns that integrals stopped unconverged.
-
-The estimate is conservative per integral and far more so for the tensors: for tanh, N = 4,
-depth 10, it is 2e-6 while doubling the 4-sample cap changes every tensor by < 6e-11."""
+"""Estimated relative error of a tensor (:attr:`QuadratureReport.estimate`) above which
+``predict`` warns that integrals stopped unconverged."""
 
 
 def capped_error(d_last: np.ndarray, d_prev: np.ndarray) -> np.ndarray:
@@ -73,18 +73,52 @@ def extrapolated_error(d_last: np.ndarray, d_prev: np.ndarray) -> np.ndarray:
     return np.minimum(d_last, EXTRAPOLATION_SAFETY * d_last * ratio ** RATE_EXPONENT)
 
 
+PROPAGATE_ABOVE = 1e-10
+"""Largest per-integral estimate (relative, :func:`extrapolated_error`) below which the tensors'
+errors are not propagated: each tensor is given that per-integral estimate instead, and the
+recursion is not re-run (gelu, N = 8: 2e-12, where a re-run would cost two more evaluations)."""
+
+
+def tensor_error(value, coarse1, coarse2) -> float:
+    """Relative error estimate of a tensor from the recursion re-run with coarser quadrature.
+
+    ``value``: the tensor as evaluated (caps m of the 3- and 4-sample rules); ``coarse1``,
+    ``coarse2``: the same recursion with the caps m/2 and m/4 (the integrals that stopped at m
+    stop one and two levels earlier, every other integral is unchanged). Their differences
+    ``d_last = max|T_m − T_{m/2}|`` and ``d_prev = max|T_{m/2} − T_{m/4}|`` are the errors of the
+    integrals propagated through all later layers (which damp early errors), with their signs
+    and cancellations; :func:`extrapolated_error` turns them into the error of T_m, as it does
+    for one integral. Relative to max|T| (at least :data:`ATOL`)."""
+    v = np.asarray(value, float)
+    d_last = np.abs(v - np.asarray(coarse1, float)).max(initial=0.0)
+    d_prev = np.abs(np.asarray(coarse1, float) - np.asarray(coarse2, float)).max(initial=0.0)
+    return float(extrapolated_error(d_last, d_prev)) / max(np.abs(v).max(initial=0.0), ATOL)
+
+
 @dataclass
 class QuadratureReport:
-    """Integrals that stopped at the largest rule before meeting the tolerance.
+    """Integrals that stopped at the largest rule before meeting the tolerance, and the error
+    estimates of the tensors computed from them.
 
     Mutable accumulator passed explicitly down one evaluation (``predict`` makes one per call).
-    ``max_rel_error`` is the largest :func:`extrapolated_error` estimate relative to the scale of
-    its integral (the largest |value| among the outputs of that subset/covariance).
+    Per integral: ``max_rel_error`` is the largest :func:`extrapolated_error` estimate relative
+    to the scale of its integral (the largest |value| among the outputs of that
+    subset/covariance), ``worst`` its label (``"4-sample, m = 48"``: samples and last level),
+    ``labels`` the largest estimate per label. Per tensor: ``tensors`` maps a tensor's name to
+    its relative error estimate (:meth:`record`, from
+    :func:`feyntk.numbers.driver.evaluate_as_given`), ``seconds`` the time spent on those
+    estimates. Integrals recorded by :meth:`add` outside such an evaluation are covered by no
+    tensor estimate; their per-integral maximum is ``unpropagated``. :attr:`estimate`, the
+    number ``predict`` warns on, is the largest of all of these.
     """
 
     capped: int = 0
     max_rel_error: float = 0.0
     worst: str = ""
+    labels: dict = field(default_factory=dict)
+    tensors: dict = field(default_factory=dict)
+    unpropagated: float = 0.0
+    seconds: float = 0.0
 
     def add(self, d_last, d_prev, value, label: str) -> None:
         """Record unconverged rows: arrays (B, ...) of the last two level differences and values."""
@@ -94,10 +128,43 @@ class QuadratureReport:
         est = extrapolated_error(d_last, d_prev).reshape(B, -1)
         scale = np.maximum(np.abs(np.asarray(value)).reshape(B, -1).max(-1), ATOL)
         rel = float(np.max(est.max(-1) / scale))
-        self.capped += int(B)
+        self._count(int(B), rel, label)
+        self.unpropagated = max(self.unpropagated, rel)
+
+    def _count(self, capped: int, rel: float, label: str) -> None:
+        self.capped += capped
         if rel > self.max_rel_error or not self.worst:
             self.max_rel_error, self.worst = max(rel, self.max_rel_error), label
+        self.labels[label] = max(rel, self.labels.get(label, 0.0))
+
+    def record(self, integrals: "QuadratureReport", tensors: dict, seconds: float = 0.0) -> None:
+        """Take over the integrals of one evaluation (``integrals``, a report of its own) and the
+        tensors' error estimates propagated from them (name → relative estimate; a name already
+        present keeps the larger)."""
+        for label, rel in integrals.labels.items():
+            self._count(0, rel, label)
+        self.capped += integrals.capped
+        for name, rel in tensors.items():
+            self.tensors[name] = max(float(rel), self.tensors.get(name, 0.0))
+        self.seconds += seconds
+
+    @property
+    def estimate(self) -> float:
+        """The largest relative error estimate of any tensor (and of any integral that no tensor
+        estimate covers)."""
+        return max(max(self.tensors.values(), default=0.0), self.unpropagated)
+
+    @property
+    def worst_tensor(self) -> str:
+        return max(self.tensors, key=self.tensors.get) if self.tensors else ""
 
     def summary(self) -> dict:
+        """``max_rel_error_estimate``: :attr:`estimate`; ``tensor_rel_error_estimates``: per
+        tensor; ``max_integral_rel_error_estimate`` and ``worst``: the largest per-integral
+        estimate and its label; ``estimate_seconds``: time spent on the tensor estimates."""
         return {"rtol": RTOL, "capped_integrals": self.capped,
-                "max_rel_error_estimate": self.max_rel_error, "worst": self.worst}
+                "max_rel_error_estimate": self.estimate,
+                "tensor_rel_error_estimates": dict(self.tensors),
+                "worst_tensor": self.worst_tensor,
+                "max_integral_rel_error_estimate": self.max_rel_error, "worst": self.worst,
+                "estimate_seconds": self.seconds}
