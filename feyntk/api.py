@@ -147,16 +147,20 @@ def sample(config: Mapping[str, Any] | Request, *, samples: int | None = None,
         neurons: output neurons of layer ``l`` used per network (default: chosen by cost).
         progress: show a progress bar.
         max_memory_bytes: memory budget; a request that cannot fit is refused before allocating.
+
+    Of the second-order names only ``V6`` has a single-width estimator
+    (:mod:`feyntk.validate.six_point`, n²·κ3 of distinct neuron triples = V6 + O(1/n));
+    ``K2`` and ``V1`` are refused (width-sweep coefficients, :mod:`feyntk.validate.requested`).
     """
     from feyntk.symmetry.config import SYMMETRY_KEYS, sample_symmetric
-    from feyntk.validate.estimators import estimate
+    from feyntk.validate.requested import estimate_requested
 
     if isinstance(config, Mapping) and any(k in config for k in SYMMETRY_KEYS):
         _refuse_second_order(config, "sample of the symmetrized network (group, symmetrize)")
         return sample_symmetric(config, samples=samples, seed=seed, neurons=neurons)
     req = parse_request(config, samples=samples, seed=seed)
-    _refuse_second_order({"tensors": req.tensors}, "sample")
-    out = estimate(req, neurons=neurons, progress=progress, max_memory_bytes=max_memory_bytes)
+    out = estimate_requested(req, neurons=neurons, progress=progress,
+                             max_memory_bytes=max_memory_bytes)
     out.setdefault("seed", req.seed)
     return out
 

@@ -169,12 +169,13 @@ def test_names_refused_and_listed(tmp_path, capsys):
     p.write_text(json.dumps({**TANH, "tensors": ["V7"]}))
     assert main(["predict", str(p)]) == 2
     assert "K2, V1, V6" in capsys.readouterr().err
-    # sample has no estimator for them yet: a clear refusal, exit 2 from the CLI
-    with pytest.raises(NotAvailableError, match="only `feyntk predict`"):
-        feyntk.sample({**TANH, "tensors": ["K", "V6"]}, samples=10)
+    # K2, V1 are width-sweep coefficients: sample refuses them (exit 2), naming the sweep
+    for name in ("K2", "V1"):
+        with pytest.raises(NotAvailableError, match="second_order_sweep"):
+            feyntk.sample({**TANH, "tensors": ["K", name]}, samples=10)
     p.write_text(json.dumps({**TANH, "tensors": ["K2"]}))
     assert main(["sample", str(p), "-q"]) == 2
-    assert "second-order" in capsys.readouterr().err
+    assert "at one width" in capsys.readouterr().err
     with pytest.raises(NotAvailableError, match="symmetrized"):
         feyntk.predict({**TANH, "tensors": ["K2"], "group": {"name": "flip"},
                         "symmetrize": True})
@@ -206,3 +207,22 @@ def test_kinked_activations():
     for form, match in (("derivative", "perfectly correlated"), ("inverse-metric", "singular")):
         with pytest.raises(DegenerateKernelError, match=match):
             feyntk.predict(zero, form=form)
+
+
+def test_sample_serves_v6_with_first_order_names():
+    """``feyntk sample`` with V6 among first-order names: the same numbers as the two
+    estimators called alone on the same networks (V6 from feyntk.validate.six_point), in the
+    request's canonical order; the merged result keeps the sample contract."""
+    from feyntk.validate.estimators import estimate
+    from feyntk.validate.six_point import estimate_v6
+
+    cfg = {**TANH, "inputs": [[1.0, 0.3]], "tensors": ["V6", "K"], "samples": 600, "seed": 3}
+    out = feyntk.sample(cfg)
+    assert list(out["tensors"]) == ["K", "V6"] and list(out["notes"]) == ["K", "V6"]
+    assert out["tensors"]["V6"]["value"].shape == (1,) * 6
+    alone_v6 = estimate_v6(cfg)["tensors"]["V6"]
+    alone_k = estimate(parse_request({**cfg, "tensors": ["K"]}))["tensors"]["K"]
+    for got, ref in ((out["tensors"]["V6"], alone_v6), (out["tensors"]["K"], alone_k)):
+        np.testing.assert_array_equal(got["value"], ref["value"])
+        np.testing.assert_array_equal(got["se"], ref["se"])
+    assert out["samples"] == 600 and out["seed"] == 3 and "triples" in out["notes"]["V6"]
