@@ -41,6 +41,7 @@ import sympy as sp
 
 from feyntk.kernels import separable
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
+from feyntk.numbers.gaussian import relu as relu_closed
 from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, QuadratureReport,
                                      check_kinks_at_zero_variance, direction_scales, factor,
                                      hermite_rule, invertible,
@@ -807,16 +808,53 @@ def table_bytes(tables, N: int) -> int:
     return 8 * total
 
 
+def _relu_blobs(cache):
+    """The closed forms of the relu family (:class:`feyntk.numbers.gaussian.relu.ReluBlobs`)
+    at the cache's K, kept in the cache (one per layer, shared by its tables); None where they
+    do not apply or ``CLOSED_RELU`` is off."""
+    if not CLOSED_RELU or not relu_closed.applies(cache.act):
+        return None
+    key = ("relu-closed",)
+    if key not in cache.store:
+        cache.store[key] = relu_closed.ReluBlobs(cache.act, cache.K)
+    return cache.store[key]
+
+
+def _closed_pattern(table, phi, d: int):
+    """(groups, weight) of :meth:`ReluBlobs.value` for the table's labels mapped to the slots
+    ``phi`` of a d-subset: per slot the orders k of its σ factors and the number j of legs that
+    differentiate it (``"dist"`` tables), or the Hermite polynomial's slots (``"hermite"``)."""
+    groups = []
+    for t in range(d):
+        ks = tuple(sorted(k for k, s in table.sigs if phi[s] == t))
+        j = sum(1 for c in table.comp if phi[c] == t) if table.legs and table.kind == "dist" \
+            else 0
+        groups.append((ks, j))
+    weight = None
+    if table.legs and table.kind != "dist":
+        weight = tuple(phi[c] for c in table.comp)
+    return tuple(groups), weight
+
+
+CLOSED_RELU = True
+"""Fill the relu family's tables by closed forms (:mod:`feyntk.numbers.gaussian.relu`); False:
+the oracle's quadrature for every entry (the conical rule; tests compare the two)."""
+
+
 def fill_from_cache(table, N: int, cache) -> np.ndarray:
     """The table from the oracle's own blob cache (:class:`feyntk.numbers.evaluate.BlobCache`).
 
-    Used for kinked activations, whose blobs are distributions integrated by
-    :mod:`feyntk.numbers.distributions`; one call per distinct sample assignment. The subsets
+    Used for kinked activations, whose blobs are distributions. For the relu family (kinks at 0,
+    polynomial pieces) every pattern is evaluated for all subsets at once by the closed forms of
+    :mod:`feyntk.numbers.gaussian.relu` (the oracle's quadrature only for the rows they refuse:
+    zero variances, collinear inputs); otherwise the blobs are integrated by
+    :mod:`feyntk.numbers.distributions`, one call per distinct sample assignment. The subsets
     of one pattern run on the worker threads (the quadrature is numpy work that releases the
     GIL); the first runs alone, so that the caches it fills (lambdified σ, rules) are built once.
     """
     p = table.p
     T = np.zeros((N,) * p)
+    closed = _relu_blobs(cache)
     for d in range(1, min(p, N) + 1):
         S = subsets_of(N, d)
         for phi in surjections(p, d):
@@ -836,6 +874,14 @@ def fill_from_cache(table, N: int, cache) -> np.ndarray:
                 Sx, arr = cache.hermite(sigs, table.legs)
                 return arr[tuple(Sx.index(samp[c]) for c in table.comp)]
 
+            res = None if closed is None else closed.value(*_closed_pattern(table, phi, d))
+            if res is not None:  # closed forms; the oracle only where they do not apply
+                vals, bad = res
+                if bad.any():
+                    vals = vals.copy()
+                    vals[bad] = [one(sub) for sub in S[bad]]
+                T[tuple(S[:, phi[s]] for s in range(p))] = vals
+                continue
             vals = [one(S[0])]
             if len(S) > 1:
                 vals += (list(_pool().map(one, S[1:])) if THREADS > 1 and d >= 3
