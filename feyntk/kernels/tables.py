@@ -811,8 +811,8 @@ def table_bytes(tables, N: int) -> int:
 def _relu_blobs(cache):
     """The closed forms of the relu family (:class:`feyntk.numbers.gaussian.relu.ReluBlobs`)
     at the cache's K, kept in the cache (one per layer, shared by its tables); None where they
-    do not apply or ``CLOSED_RELU`` is off."""
-    if not CLOSED_RELU or not relu_closed.applies(cache.act):
+    do not apply or are switched off (:data:`feyntk.numbers.gaussian.relu.ENABLED`)."""
+    if not relu_closed.use(cache.act):
         return None
     key = ("relu-closed",)
     if key not in cache.store:
@@ -834,11 +834,6 @@ def _closed_pattern(table, phi, d: int):
     if table.legs and table.kind != "dist":
         weight = tuple(phi[c] for c in table.comp)
     return tuple(groups), weight
-
-
-CLOSED_RELU = True
-"""Fill the relu family's tables by closed forms (:mod:`feyntk.numbers.gaussian.relu`); False:
-the oracle's quadrature for every entry (the conical rule; tests compare the two)."""
 
 
 def fill_from_cache(table, N: int, cache) -> np.ndarray:

@@ -31,6 +31,7 @@ from feyntk.numbers import driver
 from feyntk.numbers.distributions import blob_expectation
 from feyntk.numbers.driver import MEMORY_BUDGET as MEMORY_BUDGET  # noqa: F401 (re-export)
 from feyntk.numbers.driver import Hyper, array_bytes, first_kernels
+from feyntk.numbers.gaussian import relu as relu_closed
 from feyntk.numbers.gaussian import (QuadratureReport, check_kinks_at_zero_variance, expect,
                                      require_invertible)
 from feyntk.spec.activation import Activation
@@ -82,12 +83,27 @@ class BlobCache:
         return tuple((s, tuple(sorted(k for k, t in sigs if t == s)), legs_at.get(s, 0))
                      for s in S)
 
+    def closed(self, groups, weight=None) -> float | None:
+        """The blob by the relu family's closed forms (:mod:`feyntk.numbers.gaussian.relu`),
+        None where they do not apply (then the quadrature of :mod:`.distributions` decides)."""
+        if not relu_closed.use(self.act):
+            return None
+        S = [g[0] for g in groups]
+        key = ("relu", tuple(S))
+        if key not in self.store:
+            self.store[key] = relu_closed.ReluBlobs(self.act, self.K[np.ix_(S, S)])
+        res = self.store[key].value(tuple((ks, j) for _, ks, j in groups), weight)
+        return None if res is None or res[1][0] else float(res[0][0])
+
     def dist(self, groups) -> float:
         """Blob with distributional factors (kinked activations), see numbers.distributions."""
         key = ("d", groups)
         if key not in self.store:
-            labels = [self.label(i) for i in range(len(self.K))]
-            self.store[key] = float(blob_expectation(self.act, self.K, groups, labels=labels))
+            value = self.closed(groups)
+            if value is None:
+                labels = [self.label(i) for i in range(len(self.K))]
+                value = float(blob_expectation(self.act, self.K, groups, labels=labels))
+            self.store[key] = value
         return self.store[key]
 
     def plain(self, sigs: tuple[tuple[int, int], ...]) -> float:
@@ -122,6 +138,12 @@ class BlobCache:
             fns = [(S.index(s), self.act.numpy(k)) for k, s in sigs]
             d = len(S)
             if not self.act.is_smooth:
+                groups = self.groups(sigs)
+                vals = [self.closed(groups, c) for c in itertools.product(range(d), repeat=nlegs)]
+                if all(v is not None for v in vals):
+                    self.store[key] = (S, np.asarray(vals).reshape((d,) * nlegs))
+                    return self.store[key]
+
                 def weight(z):
                     return _hermite(np.einsum("ij,bjp->bip", P, z), P, nlegs)
 

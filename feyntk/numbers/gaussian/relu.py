@@ -46,9 +46,21 @@ from feyntk.numbers.gaussian.orthant import OrthantMoments
 from feyntk.spec.activation import Z, Activation
 
 
+ENABLED = True
+"""Whether the oracle (:class:`feyntk.numbers.evaluate.BlobCache`) and the generated kernels'
+tables (:func:`feyntk.kernels.tables.fill_from_cache`) use these closed forms for the relu
+family; False: the quadrature of :mod:`feyntk.numbers.distributions` for every blob (the
+conical rule; tests compare the two)."""
+
+
 def applies(act: Activation) -> bool:
     """Whether the closed forms cover ``act``: all kinks at 0, σ piecewise polynomial there."""
     return act.kinks == (0.0,) and _pieces(act, (0,), 0) is not None
+
+
+def use(act: Activation) -> bool:
+    """:data:`ENABLED` and :func:`applies`."""
+    return ENABLED and applies(act)
 
 
 def _poly1(expr: sp.Expr) -> dict[int, float] | None:
