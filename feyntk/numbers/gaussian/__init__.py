@@ -37,6 +37,8 @@ One module per rule; a new rule is a new module, chosen in :func:`expect`:
 ``conical``        the 3- and 4-d conical rule (kinks at z_a = 0)
 ``adaptive``       :func:`expect`: rule choice and adaptive refinement
 ``closed``         closed forms of pairs of σ-derivatives
+``orthant``        orthant probabilities and moments of centred Gaussians (Plackett, Stein)
+``relu``           closed forms of the relu family's blobs over 1–4 samples, all subsets at once
 ``pairs``          pair tables by Mehler's expansion
 ``table``          :func:`pair_table` over all pairs of N samples
 =================  ===============================================================================
@@ -70,7 +72,8 @@ from feyntk.numbers.gaussian.closed import _closed_pair
 from feyntk.numbers.gaussian.pairs import mehler_pairs
 from feyntk.numbers.gaussian.table import check_kinks_at_zero_variance, pair_table
 from feyntk.numbers.gaussian import (adaptive, closed, conical, factors, gauss1d, hermite,
-                                     pairs, piecewise, polar, pruning, report, table)
+                                     orthant, pairs, piecewise, polar, pruning, relu, report,
+                                     table)
 
 __all__ = [
     "ATOL", "CONE_CHUNK", "CONE_COND", "CONE_LEVELS", "CONE_MAX", "CONE_SPLIT",
