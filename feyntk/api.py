@@ -245,14 +245,16 @@ def train_sample(config: Mapping[str, Any], *, samples: int, seed: int = 0,
                  progress: bool = False, max_memory_bytes: int | None = None) -> dict[str, Any]:
     """Train ``samples`` real networks (JAX) with the config's schedule; same keys as
     :func:`train` for ``mean`` and ``cov``, each with ``"value"`` and ``"se"``; with
-    ``group`` and ``augment: "full"`` the networks train on the orbit (feyntk.symmetry.config)."""
-    from feyntk.symmetry.config import train_sample_config
+    ``group`` and ``augment: "full"`` the networks train on the orbit, with ``symmetrize: true``
+    real symmetrized networks f_G train on the original set (feyntk.symmetry.config)."""
+    from feyntk.symmetry.config import train_sample_config, train_sample_options
     from feyntk.training.ensemble import parse_training
     from feyntk.training.sample import train_sample_network
 
     req, xa, y, schedule = parse_training(train_sample_config(config))
     out = train_sample_network(req.network, req.inputs, xa, y, schedule, samples=samples,
-                               seed=seed, progress=progress, max_memory_bytes=max_memory_bytes)
+                               seed=seed, progress=progress, max_memory_bytes=max_memory_bytes,
+                               **train_sample_options(config))
     return {"n": out["n"], "layer": req.network.L,
             "mean": {"value": out["mean"], "se": out["mean_se"]},
             "cov": {"value": out["cov"], "se": out["cov_se"]},

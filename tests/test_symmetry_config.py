@@ -106,13 +106,30 @@ def test_cli_train_with_symmetry(tmp_path, capsys):
     assert "would change nothing" in capsys.readouterr().err
 
 
-def test_train_sample_augmented_and_refusals():
+def test_train_sample_augmented_and_symmetrized_contract():
     cfg = _cfg(group=C4, augment="full")
     out = feyntk.api.train_sample(cfg, samples=64, seed=0)
     assert out["mean"]["value"].shape == (2, 1) and out["cov"]["value"].shape == (2, 2)
     assert np.all(np.isfinite(out["mean"]["value"]))
-    with pytest.raises(NotAvailableError, match="symmetrized"):
-        feyntk.api.train_sample(_cfg(group=C4, symmetrize=True), samples=8)
+    sym = feyntk.api.train_sample(_cfg(group=C4, symmetrize=True), samples=64, seed=0)
+    assert set(sym) == set(out) and sym["mean"]["se"].shape == (2, 1)
+    assert sym["cov"]["se"].shape == (2, 2) and sym["samples"] == 64 and sym["n"] == 8
+    assert np.abs(sym["mean"]["value"] - out["mean"]["value"]).max() > 1e-3  # f_G ≠ the MLP
+    eq = feyntk.api.train_sample(_cfg(nL=2, group={**C4, "output_action": [ROT]},
+                                      symmetrize=True), samples=16, seed=0)
+    assert eq["mean"]["value"].shape == (2, 2) and eq["cov"]["value"].shape == (2, 2)
+
+
+def test_train_sample_symmetrized_refusals():
+    cfg = _cfg(group=C4, symmetrize=True)
+    x = np.asarray(cfg["train_inputs"])
+    on_orbit = {**cfg, "train_inputs": [x[0].tolist(), x[0].reshape(2, 2)[::-1].T.ravel().tolist()]}
+    with pytest.raises(SpecError, match="one orbit"):
+        feyntk.api.train_sample(on_orbit, samples=8)
+    fixed = {**_cfg(nL=2, group={**C4, "output_action": [ROT]}, symmetrize=True),
+             "train_inputs": [[0.5, 0.5, 0.5, 0.5], x[1].tolist()]}
+    with pytest.raises(SpecError, match="fixed by a group element"):
+        feyntk.api.train_sample(fixed, samples=8)
 
 
 def _pcfg(**extra):

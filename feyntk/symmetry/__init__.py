@@ -13,10 +13,9 @@ augmented MLPs and symmetrized networks with every network's outputs kept; invar
 relative orbit std and orbit-same predictions against ensemble size, with the NTK prediction;
 the bundled digits) and ``ising`` (periodic Ising lattice: enumeration, Metropolis sampler).
 
-Wired (issue 16 item 1): ``feyntk.train`` (augment or symmetrize), ``train-sample`` (augment),
-``predict`` and ``sample`` (symmetrize, invariant groups), through one-line hooks in
-``training.ensemble.train`` and ``api``. Not yet: real trained symmetrized networks
-(train-sample with symmetrize), predict/sample of f_G with an output action (no δ-structured
-tensors; use ``tensors.symmetrized_statistics``), the ``spec.config`` key list and ``--help`` of
-predict/sample.
+Wired (issue 16 item 1): ``feyntk.train`` (augment or symmetrize), ``train-sample`` (augment:
+MLPs on the orbit; symmetrize: real f_G trained by ``training.sample`` with the output map of
+``sample.symmetrized_output_map``), ``predict`` and ``sample`` (symmetrize, invariant groups),
+through one-line hooks in ``training.ensemble.train`` and ``api``. Not yet: predict/sample of f_G
+with an output action (no δ-structured tensors; use ``tensors.symmetrized_statistics``).
 """

@@ -19,8 +19,14 @@ name and order, the mode, and for augmentation the number of distinct augmented 
 training terms. For f_G with an output action the outputs are correlated: ``cov`` is then
 output neuron 0's (N_e, N_e) block and ``cov_outputs`` the full (N_e, n_L, N_e, n_L) array.
 
-``train-sample`` supports ``augment: "full"`` (real MLPs trained on the orbit, every copy a term
-of the summed loss); real symmetrized networks are not trained yet (refused).
+``train-sample``: ``augment: "full"`` trains real MLPs on the orbit (every copy a term of the
+summed loss, :func:`train_sample_config`); ``symmetrize: true`` trains real symmetrized networks
+``f_G(θ; x) = |G|⁻¹ Σ_g ρ_out(g)ᵀ f(θ; ρ(g)x)`` on the original set, from the same draws θ_0
+(same seeds) and with the same loss, λ and schedule as the MLP, their estimator's propagator built
+from Θ_G (:func:`train_sample_options`, :func:`feyntk.symmetry.sample.symmetrized_output_map`).
+The contract is train-sample's: ``cov`` pools the n_L output neurons (each centred by its own
+mean), which for an output action is the neuron average of the diagonal blocks (``train``'s
+``cov`` is neuron 0's block; the two agree for invariance).
 """
 
 from __future__ import annotations
@@ -92,18 +98,43 @@ def train_sample_config(config: Mapping[str, Any]):
     from feyntk.training.ensemble import parse_training
 
     base, spec, full, sym = split(config)
-    if spec is None:
+    if spec is None or sym:
         return base
-    if sym:
-        raise NotAvailableError("train-sample does not train real symmetrized networks yet "
-                                "(symmetrize: true); use train for f_G's theory, or "
-                                "augment: \"full\" to train real MLPs on the orbit")
     req, xa, y, _ = parse_training(base)
     group = parse_group(spec, req.network.n0, req.network.widths[-1])
     R = group.output_matrices(y.shape[1])
     X = group.act(xa).reshape(-1, req.network.n0)          # every copy one term of the loss
     Y = (R[:, None] @ y[None, :, :, None])[..., 0].reshape(-1, y.shape[1])
     return {**base, "train_inputs": X.tolist(), "targets": Y.tolist()}
+
+
+def train_sample_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """For train-sample: the extra keywords of ``train_sample_network`` (``{}``, or for
+    ``symmetrize: true`` the ``output_map`` of f_G; module docstring)."""
+    from feyntk.symmetry.augment import orbit_classes
+    from feyntk.symmetry.sample import symmetrized_output_map
+    from feyntk.training.ensemble import parse_training
+
+    base, spec, full, sym = split(config)
+    if not sym:
+        return {}
+    req, xa, _, _ = parse_training(base)
+    group = parse_group(spec, req.network.n0, req.network.widths[-1])
+    cls = orbit_classes(group, xa)
+    shared = [[int(b) for b in np.nonzero(cls.member_of == r)[0]] for r in range(len(cls.reps))]
+    shared = [m for m in shared if len(m) > 1]
+    if shared:
+        raise SpecError(
+            f"training inputs {shared[0]} lie on one orbit of {group.name}: f_G takes related "
+            "values there (f_G(ρ(g)x) = ρ_out(g) f_G(x)), so they are one training point and "
+            "Θ_G on the training inputs is singular. Keep one input per orbit (train merges "
+            "them with their multiplicity; for train-sample give each orbit once)")
+    if not group.invariant and any(len(st) > 1 for st in cls.stabilizers):
+        raise SpecError(
+            "with an output action, training inputs fixed by a group element other than the "
+            "identity (ρ(g)x = x) confine f_G(x) to a subspace, which makes Θ_G on the training "
+            "inputs singular: perturb those training inputs, or use an invariant group")
+    return {"output_map": symmetrized_output_map(req.network, group)}
 
 
 def _symmetrized_request(config, command: str, **overrides):

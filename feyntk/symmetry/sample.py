@@ -8,6 +8,10 @@ applied to f_G). The tensors are read off with the project's estimators
 (:mod:`feyntk.validate.estimators`: distinct-neuron correlators, U-statistics, delta-method
 standard errors). Invariant groups only (output neurons of f_G are then exchangeable and
 independent at leading order, as the estimators assume).
+
+:func:`symmetrized_output_map`: f_G as an :class:`~feyntk.training.sample.OutputMap`, so that
+:func:`~feyntk.training.sample.train_sample_network` trains real symmetrized networks (any
+output action) with f_G's own infinite-width NTK Θ_G in its estimator.
 """
 
 from __future__ import annotations
@@ -27,6 +31,35 @@ from feyntk.validate.sample import (fields_of_outputs, forward, plan_sampling,
                                     sample_parameters)
 
 jax.config.update("jax_enable_x64", True)
+
+
+def symmetrized_outputs(spec, theta, x, mats, routs):
+    """f_G(θ; x) = |G|⁻¹ Σ_g ρ_out(g)ᵀ f(θ; ρ(g)x), (n_L, N), for x (N, n0).
+
+    mats: (|G|, n0, n0) the input action; routs: (|G|, n_L, n_L) the output action.
+    """
+    orbit = jnp.einsum("gij,aj->gai", mats, x)
+    outs = jax.vmap(lambda xs: forward(spec, theta, xs))(orbit)             # (|G|, n_L, N)
+    return jnp.einsum("gji,gjn->in", routs, outs) / mats.shape[0]
+
+
+def symmetrized_output_map(network: Network, group: Group):
+    """f_G for :func:`feyntk.training.sample.train_sample_network` (its ``output_map``).
+
+    The NTK is Θ_G of :mod:`.kernels`: the scalar θ_G (N, N) for an invariant group (output
+    neurons independent), the flattened (N·n_L, N·n_L) matrix-valued Θ_G for an output action.
+    """
+    from feyntk.training.sample import OutputMap
+
+    check_group(network, group)
+    nL = network.widths[-1]
+
+    def ntk(X):
+        sk = symmetrized_kernels(orbit_kernels(network, group, X))
+        return sk.scalar("Theta") if group.invariant else sk.flat("Theta")
+
+    return OutputMap(symmetrized_outputs, (group.matrices, group.output_matrices(nL)), ntk,
+                     points=group.order, name=f"symmetrized networks ({group.name})")
 
 
 def symmetrized_fields(spec, theta, x, mats):

@@ -24,6 +24,13 @@ E[g] = E[f_T] exactly, while the O(1) fluctuations of f_T cancel (those of g are
 
 Index order: per-network arrays are neuron first, ``[i, δ]``; the returned means are
 ``[δ, j]``, shape (N_e, n_L), like the targets.
+
+Other networks made of the MLP's parameters (:class:`OutputMap`, e.g. the symmetrized network
+f_G of :mod:`feyntk.symmetry.sample`) train by the same code: the same draws θ_0 (same seeds), the
+same loss and update ``θ ← θ − η λ ⊙ ∇_θ L`` with z replaced by the map's outputs, and the same
+estimator with the map's own infinite-width NTK in P. When that NTK couples output neurons (an
+output action), P acts on (input, neuron) pairs, ``g[i, δ] = f_T − f_0 + Σ_{α,j} P[(δ,i), (α,j)]
+f_0[j, α]``; E[f_0] = 0 still holds whenever the map is linear in the last layer's (W_L, b_L).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from dataclasses import dataclass
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -66,15 +75,42 @@ BLOWUP = 1e8
 _SAFETY = 1.5
 
 
-def _velocity(spec: FieldSpec, xa, yT):
+def mlp_outputs(spec: FieldSpec, theta, x):
+    """The MLP's outputs (n_L, N): the default :attr:`OutputMap.apply`."""
+    return forward(spec, theta, x)
+
+
+@dataclass(frozen=True, eq=False)
+class OutputMap:
+    """A network whose parameters are the MLP's θ, trained in place of the MLP.
+
+    Attributes:
+        apply: ``apply(spec, θ, x, *aux) -> (n_L, N)`` outputs on the inputs x (N, n0); a
+            module-level function (it is a static argument of the jitted steps).
+        aux: arrays passed to ``apply`` after x (traced, e.g. the group's matrices).
+        ntk: ``ntk(X) -> Θ``, the map's infinite-width NTK on the rows X: (N, N) when its output
+            neurons are independent with one kernel, or (N·n_L, N·n_L) with row ``a·n_L + i``
+            when it couples them.
+        points: forward-pass points per input (memory estimate; |G| for f_G).
+        name: what is trained, for messages.
+    """
+
+    apply: Callable
+    aux: tuple
+    ntk: Callable
+    points: int = 1
+    name: str = "networks"
+
+
+def _velocity(spec: FieldSpec, xa, yT, apply=mlp_outputs, aux=()):
     """θ ↦ −λ ⊙ ∇_θ L for one network (yT: targets as (n_L, N_A))."""
     lam = learning_rates(spec)
-    grad = jax.grad(lambda t: 0.5 * jnp.sum((forward(spec, t, xa) - yT) ** 2))
+    grad = jax.grad(lambda t: 0.5 * jnp.sum((apply(spec, t, xa, *aux) - yT) ** 2))
     return lambda theta: -lam * grad(theta)
 
 
-def _step(spec: FieldSpec, method: str, xa, yT, dt):
-    v = _velocity(spec, xa, yT)
+def _step(spec: FieldSpec, method: str, xa, yT, dt, apply=mlp_outputs, aux=()):
+    v = _velocity(spec, xa, yT, apply, aux)
     if method == "gd":
         return lambda th: th + dt * v(th)
 
@@ -92,28 +128,31 @@ def _initialise(keys, spec: FieldSpec):
     return jax.vmap(lambda k: sample_parameters(spec, k))(keys)
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "method"))
-def _advance(thetas, done, xa, yT, dt, nsteps, spec: FieldSpec, method: str):
+@functools.partial(jax.jit, static_argnames=("spec", "method", "apply"))
+def _advance(thetas, done, xa, yT, dt, nsteps, spec: FieldSpec, method: str, aux=(),
+             apply=mlp_outputs):
     """``nsteps`` steps of every network not ``done``; returns (θ, max training residual)."""
-    step = jax.vmap(_step(spec, method, xa, yT, dt))
+    step = jax.vmap(_step(spec, method, xa, yT, dt, apply, aux))
     new = jax.lax.fori_loop(0, nsteps, lambda _, th: step(th), thetas)
     new = jnp.where(done[:, None], thetas, new)
-    res = jax.vmap(lambda t: jnp.max(jnp.abs(forward(spec, t, xa) - yT)))(new)
+    res = jax.vmap(lambda t: jnp.max(jnp.abs(apply(spec, t, xa, *aux) - yT)))(new)
     return new, res
 
 
-@functools.partial(jax.jit, static_argnames=("spec",))
-def _outputs(thetas, x, spec: FieldSpec):
-    return jax.vmap(lambda t: forward(spec, t, x))(thetas)
+@functools.partial(jax.jit, static_argnames=("spec", "apply"))
+def _outputs(thetas, x, spec: FieldSpec, aux=(), apply=mlp_outputs):
+    return jax.vmap(lambda t: apply(spec, t, x, *aux))(thetas)
 
 
-def bytes_per_network(spec: FieldSpec, n_eval: int, n_train: int, method: str) -> int:
+def bytes_per_network(spec: FieldSpec, n_eval: int, n_train: int, method: str,
+                      points: int = 1) -> int:
     """Conservative device memory of one trained network (float64): θ_0, θ, the loop carry and
     gradient (RK4: four stages and temporaries), the backprop workspace on the training inputs
-    and the outputs on all inputs, times a safety factor."""
+    and the outputs on all inputs (``points`` forward-pass points per input), times a safety
+    factor."""
     acts = sum(spec.widths_used[1:])
     words = (6 if method == "gd" else 14) * spec.n_parameters
-    words += 6 * n_train * acts + 3 * (n_eval + n_train) * acts
+    words += points * (6 * n_train * acts + 3 * (n_eval + n_train) * acts)
     return int(8 * _SAFETY * words)
 
 
@@ -140,7 +179,8 @@ def _diverged(schedule: Schedule, n: int) -> FeyntkError:
 def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
                          schedule: Schedule, *, samples: int, seed: int = 0,
                          chunk: int | None = None, progress: bool = False,
-                         max_memory_bytes: int | None = None) -> dict:
+                         max_memory_bytes: int | None = None,
+                         output_map: OutputMap | None = None, keep: bool = False) -> dict:
     """Train ``samples`` real networks from random initialisations and average their outputs.
 
     Args:
@@ -154,6 +194,11 @@ def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
         progress: show a tqdm bar of networks trained.
         max_memory_bytes: device budget of one chunk (default 2 GiB); requests that cannot fit
             are refused before anything is allocated.
+        output_map: train this network of the MLP's parameters instead of the MLP itself
+            (:class:`OutputMap`; default None: the MLP). Its NTK enters P (module docstring).
+        keep: also return every network's trained outputs f_T as ``outputs`` and its estimator
+            g as ``estimates``, each (S, N_e, n_L) (e.g. to pair two kinds of networks trained
+            from the same seeds).
 
     Returns:
         dict of numpy arrays: ``mean``/``mean_se`` (N_e, n_L), the average of the variance-reduced
@@ -186,13 +231,26 @@ def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
     xe, xa = check_inputs(eval_inputs, network.n0), check_inputs(train_inputs, network.n0, "train_inputs")
     y = check_targets(targets, xa.shape[0], n_out)
     Ne, Na = xe.shape[0], xa.shape[0]
-    K, theta = infinite_kernels(network, np.concatenate([xe, xa]))
+    if output_map is None:
+        theta = infinite_kernels(network, np.concatenate([xe, xa]))[1]
+        apply, aux, points, what = mlp_outputs, (), 1, "networks"
+    else:
+        theta = np.asarray(output_map.ntk(np.concatenate([xe, xa])), dtype=float)
+        apply, points, what = output_map.apply, int(output_map.points), output_map.name
+        aux = tuple(jnp.asarray(v) for v in output_map.aux)
+    paired = theta.shape[0] != Ne + Na       # the NTK couples output neurons: P on (δ, i) pairs
+    if paired and theta.shape != ((Ne + Na) * n_out,) * 2:
+        raise SpecError(f"output_map.ntk must return an (N, N) or (N·n_L, N·n_L) array for "
+                        f"N = {Ne + Na} inputs and n_L = {n_out}, got shape {theta.shape}")
     e, a = np.arange(Ne), Ne + np.arange(Na)
+    if paired:
+        e, a = (np.arange(n_out)[None, :] + n_out * r[:, None] for r in (e, a))
+        e, a = e.ravel(), a.ravel()
     spec_AA = spectrum(theta[np.ix_(a, a)], schedule)
     P = propagator(theta, e, a, schedule, spec_AA)
     fs = FieldSpec(network, n_out, ("z",))
     method = "gd" if schedule.kind == "steps" else "rk4"
-    C = _chunk_size(bytes_per_network(fs, Ne, Na, method), chunk, max_memory_bytes, S)
+    C = _chunk_size(bytes_per_network(fs, Ne, Na, method, points), chunk, max_memory_bytes, S)
     C = -(-S // -(-S // C))                                   # equal chunks: least padding
     n = network.expansion_width(network.L)
 
@@ -207,7 +265,7 @@ def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
     X, XA, yT = jnp.asarray(np.concatenate([xe, xa])), jnp.asarray(xa), jnp.asarray(y.T)
 
     gs, fTs, steps_max, res_max = [], [], 0, 0.0
-    with tqdm.tqdm(total=S, unit="net", disable=not progress, desc="training networks") as bar:
+    with tqdm.tqdm(total=S, unit="net", disable=not progress, desc=f"training {what}") as bar:
         for start in range(0, S, C):
             got = min(C, S - start)   # the last chunk is padded to C (one compile), then trimmed
             keys = jax.vmap(lambda i: network_key(seed, i))(jnp.arange(start, start + C,
@@ -217,7 +275,8 @@ def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
             th, done, steps = th0, ~real, 0
             while True:       # blocks of steps: progress, early divergence, per-network stops
                 nb = BLOCK if fixed is None else min(FIXED_BLOCK, fixed - steps)
-                th, res = _advance(th, done, XA, yT, dt, nb, spec=fs, method=method)
+                th, res = _advance(th, done, XA, yT, dt, nb, spec=fs, method=method, aux=aux,
+                                   apply=apply)
                 steps += nb
                 r = np.asarray(res)[:got]
                 if not np.all(np.isfinite(r)) or r.max() > scale:
@@ -240,11 +299,16 @@ def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
                         "inputs (smaller condition number of Θ_AA).", RuntimeWarning, stacklevel=2)
                     break
                 done = jnp.asarray(np.concatenate([r < tol, np.ones(C - got, bool)]))
-            f0 = np.asarray(_outputs(th0, X, spec=fs))[:got]
-            fT = np.asarray(_outputs(th, X, spec=fs))[:got, :, :Ne]   # same program as f0
-            if not np.all(np.isfinite(fT)):
+            f0 = np.asarray(_outputs(th0, X, spec=fs, aux=aux, apply=apply))[:got]
+            fT = np.asarray(_outputs(th, X, spec=fs, aux=aux, apply=apply))[:got, :, :Ne]
+            if not np.all(np.isfinite(fT)):             # (fT: the same program as f0)
                 raise _diverged(schedule, n)
-            gs.append(fT - f0[:, :, :Ne] + f0[:, :, Ne:] @ P.T)
+            if paired:                                  # rows (δ, i) of P, columns (α, j)
+                Pf = f0[:, :, Ne:].transpose(0, 2, 1).reshape(got, -1) @ P.T
+                Pf = Pf.reshape(got, Ne, n_out).transpose(0, 2, 1)
+            else:
+                Pf = f0[:, :, Ne:] @ P.T
+            gs.append(fT - f0[:, :, :Ne] + Pf)
             fTs.append(fT)
             steps_max, res_max = max(steps_max, steps), max(res_max, float(r.max()))
             bar.update(got)
@@ -260,7 +324,10 @@ def train_sample_network(network: Network, eval_inputs, train_inputs, targets,
         c2 += (c ** 2).sum(0)
     cov = c1 / S
     cov_se = np.sqrt(np.maximum(c2 - S * cov ** 2, 0.0) / (S - 1)) / root
-    return {"mean": g.mean(0).T, "mean_se": g.std(0, ddof=1).T / root,
-            "cov": 0.5 * (cov + cov.T), "cov_se": cov_se, "samples": S, "seed": seed, "n": n,
-            "plain_mean": f.mean(0).T, "plain_mean_se": f.std(0, ddof=1).T / root,
-            "steps": steps_max, "max_residual": res_max}
+    out = {"mean": g.mean(0).T, "mean_se": g.std(0, ddof=1).T / root,
+           "cov": 0.5 * (cov + cov.T), "cov_se": cov_se, "samples": S, "seed": seed, "n": n,
+           "plain_mean": f.mean(0).T, "plain_mean_se": f.std(0, ddof=1).T / root,
+           "steps": steps_max, "max_residual": res_max}
+    if keep:
+        out["outputs"], out["estimates"] = f.transpose(0, 2, 1), g.transpose(0, 2, 1)
+    return out
