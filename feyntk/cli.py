@@ -47,7 +47,22 @@ Second order (MATH.md §7, same n): K2 is the coefficient of 1/n² in
 E[z_i z_i] = K + K1/n + K2/n², V1 that of 1/n in n·Cov[z_i z_i, z_j z_j] = V + V1/n (i != j),
 V6 that of 1/n² in the joint cumulant of z_(i;a1) z_(i;a2) z_(j;a3) z_(j;a4) z_(k;a5) z_(k;a6)
 (distinct i, j, k; V6 = n² κ + O(1/n); rank 6, indices [a1..a6]).
-Allowed keys: {', '.join(CONFIG_KEYS)}.
+Allowed keys: {', '.join(CONFIG_KEYS)}, and the symmetry keys below.
+
+Symmetry (optional; MATH.md §7): the symmetrized network f_G(x) = |G|^-1 Σ_g f(ρ(g)x) (the
+group-averaged MLP, i.e. a group-convolutional network with group pooling) instead of the MLP:
+  group       {{"name": "rot90", "shape": [h, w]}}: the 4 rotations of an h x w image flattened
+              row-major (h = w, h·w = n0); also "dihedral" (8 rotations and reflections), "flip"
+              (left-right mirror), "translate" (cyclic shifts of an h x w lattice, h·w elements)
+              with "shape", {{"name": "shift"}} (cyclic shifts of the n0 coordinates), or
+              {{"generators": [M1, M2, ...]}} (n0 x n0 orthogonal matrices; the group they
+              generate is enumerated)
+  symmetrize  true: report f_G's tensors (default false; needs "group"); the output adds
+              "symmetry" (group name, order, mode)
+  "output_action" (equivariance, inside "group") and "augment" belong to train /
+  train-sample (see `feyntk train --help`): predict and sample take invariant f_G only.
+Example: add  "group": {{"name": "rot90", "shape": [2, 2]}}, "symmetrize": true  to a config
+with "widths": [4, ...] (n0 = 4 = 2 x 2).
 """
 
 
@@ -61,10 +76,28 @@ and exactly one of
   "time": t (number >= 0 or "inf")                       gradient flow
 Loss L = ½ Σ_(α in A) Σ_j (z_(j;α) - y_(j;α))² at the output; updates θ_μ -= η λ_μ ∂L/∂θ_μ
 (λ_b for biases, λ_W/n_(l-1) for weights of layer l). η must stay below 2/λ_max(Θ_AA).
-Symmetry (optional): "group" (e.g. {"name": "rot90", "shape": [h, w]}, "dihedral", "flip",
-"translate", {"name": "shift"} or {"generators": [M1, ...]}, each with an optional
-"output_action") with either "augment": "full" (train on the whole orbit) or "symmetrize": true
-(the symmetrized network f_G; train only); see feyntk.symmetry.config.
+Symmetry (optional; MATH.md §7): a finite group G acting on inputs by ρ(g) (and on outputs by
+ρ_out(g)), with exactly one of two ways of using it:
+  group          {"name": "rot90", "shape": [h, w]} (4 rotations of an h x w image flattened
+                 row-major, h·w = n0), "dihedral" (8), "flip" (2), "translate" (h·w cyclic
+                 shifts of the lattice), {"name": "shift"} (cyclic shifts of the n0 inputs), or
+                 {"generators": [M1, ...]} (n0 x n0 orthogonal matrices); see
+                 `feyntk predict --help`
+  output_action  inside "group": one n_L x n_L orthogonal matrix per generator (named groups:
+                 rot90 [r], dihedral [r, s], flip [s], translate [row shift, column shift],
+                 shift [t]; r = 90° counter-clockwise, s = left-right mirror): equivariance
+                 f(ρ(g)x) = ρ_out(g) f(x) instead of invariance (the default)
+  augment        "full": train the MLP on the whole orbit {(ρ(g)x_α, ρ_out(g)y_α)}, every copy
+                 one term of the summed loss (default "none")
+  symmetrize     true: train the symmetrized network f_G(x) = |G|^-1 Σ_g ρ_out(g)^-1 f(ρ(g)x)
+                 on the original set (train: theory; train-sample: real f_G by gradient descent
+                 or flow, from the same initial parameters as the MLP for the same seed)
+At infinite width the augmented MLP at (T, η) or t has the mean of f_G at (T, |G|η) or |G|t;
+the 1/n corrections differ (feyntk.symmetry.training.augmented_minus_symmetrized).
+Example: add  "group": {"name": "rot90", "shape": [2, 2]}, "augment": "full"  (or
+"symmetrize": true) to a config with "widths": [4, ..., 1]. train adds "symmetry" (group,
+order, mode) to its output; train-sample's output keeps its keys (for f_G with an output
+action its "cov" pools the output neurons).
 
 Example (`feyntk example --train > t.json` prints it):
   {"widths": [2, 64, 64, 1], "activation": "tanh", "C_W": 1.5, "C_b": 0.1,

@@ -73,3 +73,33 @@ def test_bad_input_exits_2_with_message(tmp_path, capsys):
     bad.write_text(json.dumps({**SMALL, "samples": 1}))
     assert main(["sample", str(bad)]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_train_sample_symmetrized_end_to_end(tmp_path, capsys):
+    """`feyntk train-sample` trains real symmetrized networks f_G (group + symmetrize: true) and
+    keeps train-sample's JSON contract; the help of every command names the group keys."""
+    cfg = {"widths": [4, 8, 1], "activation": "tanh", "C_W": 1.5, "C_b": 0.1,
+           "inputs": [[0.3, -0.5, 0.8, 0.1], [-0.5, 0.1, 0.3, 0.8]],
+           "train_inputs": [[0.9, 0.2, -0.4, 0.3], [-0.6, 0.5, 0.1, 0.7]],
+           "targets": [[0.5], [-0.3]], "steps": 3, "eta": 0.3,
+           "group": {"name": "rot90", "shape": [2, 2]}, "symmetrize": True}
+    path, out = tmp_path / "t.json", tmp_path / "mc.json"
+    path.write_text(json.dumps(cfg))
+    assert main(["train-sample", str(path), "--samples", "8", "--seed", "2", "-o", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert {"n", "mean", "cov", "samples", "seed"} <= set(res)
+    assert res["n"] == 8 and res["samples"] == 8 and res["seed"] == 2
+    mean, se = (np.asarray(res["mean"][k]) for k in ("value", "se"))
+    assert mean.shape == se.shape == (2, 1) and np.all(se > 0)
+    assert np.asarray(res["cov"]["value"]).shape == (2, 2)
+    # the second evaluation input is the first rotated by 90°: f_G gives it the same value
+    assert abs(mean[0, 0] - mean[1, 0]) < 1e-10
+    path.write_text(json.dumps({**cfg, "symmetrize": "yes"}))
+    assert main(["train-sample", str(path), "--samples", "8"]) == 2
+    assert "symmetrize must be true or false" in capsys.readouterr().err
+    for cmd in ("predict", "sample", "train", "train-sample"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = capsys.readouterr().out
+        assert all(k in text for k in ('"group": {"name": "rot90"', '"symmetrize": true',
+                                        "output_action", "augment")), cmd

@@ -138,3 +138,22 @@ def test_augmented_minus_symmetrized_at_order_one_over_n(schedule):
     for k in ("z_intercept", "z_slope", "z_slope_fixed"):
         assert np.abs(res[k]).max() < 3, (k, res[k])
     assert np.abs(null["z_slope_fixed"]).max() > 3, null["z_slope_fixed"]
+
+
+def test_paired_configs_scale_the_schedule_and_refuse_bad_input():
+    from feyntk.errors import SpecError
+    from feyntk.symmetry.training import paired_configs
+
+    cfg = _cfg(group=C4, steps=3, eta=0.1)
+    aug, sym = paired_configs(cfg)
+    assert aug["augment"] == "full" and aug["eta"] == 0.1 and "symmetrize" not in aug
+    assert sym["symmetrize"] is True and sym["eta"] == pytest.approx(0.4) and sym["steps"] == 3
+    flow = paired_configs({k: v for k, v in cfg.items() if k not in ("steps", "eta")}
+                          | {"time": 2.0})[1]
+    assert flow["time"] == 8.0
+    for bad, match in [({k: v for k, v in cfg.items() if k != "group"}, "needs a \"group\""),
+                       ({**cfg, "augment": "full"}, "without"),
+                       ({**cfg, "symmetrize": True}, "without"),
+                       ({k: v for k, v in cfg.items() if k != "eta"}, "eta")]:
+        with pytest.raises(SpecError, match=match):
+            paired_configs(bad)

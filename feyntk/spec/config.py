@@ -5,6 +5,31 @@ list), ``inputs`` (N lists of length n0), ``layer`` (1..L, default L), ``tensors
 :data:`feyntk.spec.statistic.TENSOR_NAMES`, default ``["K", "Theta"]``, and for ``predict`` the
 second-order :data:`~feyntk.spec.statistic.SECOND_ORDER_NAMES`), and for sampling
 ``samples`` (number of networks, >= 2) and ``seed``.
+
+Symmetry keys (MATH.md §7; read by :mod:`feyntk.symmetry.config` before this contract, so they
+are not in :data:`CONFIG_KEYS`):
+
+* ``group``: a finite group acting on the inputs by orthogonal matrices ρ(g) —
+  ``{"name": "rot90", "shape": [h, w]}`` (the four 90° rotations of an h × w image flattened
+  row-major, h = w, h·w = n0), ``"dihedral"`` (8 elements), ``"flip"`` (left–right mirror),
+  ``"translate"`` (the h·w cyclic translations of a periodic lattice), ``{"name": "shift"}``
+  (cyclic shifts of the n0 coordinates, no shape), or ``{"generators": [M1, ...]}`` (n0 × n0
+  orthogonal matrices; the generated group is enumerated, at most 4096 elements). Details and
+  the generators' order: :mod:`feyntk.symmetry.groups`.
+* ``output_action`` (inside ``group``): one n_L × n_L orthogonal matrix per generator, for
+  equivariance ``f(ρ(g)x) = ρ_out(g) f(x)``; default invariance. ``train`` / ``train-sample``
+  only (predict and sample report δ-structured tensors, which need an invariant f_G).
+* ``symmetrize``: ``true`` for the symmetrized network ``f_G(x) = |G|⁻¹ Σ_g ρ_out(g)⁻¹ f(ρ(g)x)``
+  (the seeds' GCNN) in place of the MLP — predict, sample, train and train-sample; default
+  ``false``.
+* ``augment``: ``"full"`` trains the MLP on the whole orbit {(ρ(g)x_α, ρ_out(g)y_α)} (train and
+  train-sample only); default ``"none"``. A group needs exactly one of augment / symmetrize.
+
+Example (predict or sample of f_G for C4 on 2 × 2 inputs)::
+
+    {"widths": [4, 32, 32], "activation": "tanh", "C_W": 1.5, "C_b": 0.1,
+     "lambda_W": 1.0, "lambda_b": 0.1, "inputs": [[1.0, 0.3, -0.2, 0.5]],
+     "tensors": ["K", "V"], "group": {"name": "rot90", "shape": [2, 2]}, "symmetrize": true}
 """
 
 from __future__ import annotations
