@@ -56,6 +56,21 @@ def test_orthant4_against_conical_rule(name, fine_cones):
     assert abs(mine - finer) < 1e-13
 
 
+def test_orthant4_duplicate_and_antipodal_pairs():
+    """Exact duplicates (ρ_01 = 1: the Plackett node t rounds to 1 near s = 0, where the old
+    conditional covariance was 0/0) and antipodes (ρ_01 = −1): P(z0, z0, z2, z3 > 0) is the
+    3-variable orthant 1/8 + Σ arcsin ρ/(4π); P(z0, −z0, ·, ·) = 0."""
+    K = kernel(3, 5, 7)
+    s = np.sqrt(np.diag(K))
+    R3 = K / s[:, None] / s[None]
+    idx = [0, 0, 1, 2]
+    R = R3[np.ix_(idx, idx)]
+    r = R3[np.triu_indices(3, 1)]
+    assert abs(orthant4(R[None])[0] - (0.125 + np.arcsin(r).sum() / (4 * np.pi))) < 1e-13
+    sign = np.array([1.0, -1.0, 1.0, 1.0])
+    assert abs(orthant4((R * sign[:, None] * sign[None])[None])[0]) < 1e-13
+
+
 def test_orthant_probabilities_exact_cases():
     p2 = lambda r: 0.25 + np.arcsin(r) / (2 * np.pi)  # noqa: E731
     R = np.eye(4)

@@ -68,16 +68,17 @@ def angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def plackett_nodes(panels: int = PLACKETT_PANELS[0], m: int = PLACKETT_PANELS[1]):
-    """Nodes t and weights of ∫_0^1 dt = ∫_0^1 2s ds (t = 1 − s²) on panels graded towards
-    s = 0: [0, 2^-panels], …, [1/4, 1/2], [1/2, 1]. Read-only arrays."""
+    """Nodes t, weights of ∫_0^1 dt = ∫_0^1 2s ds (t = 1 − s²) on panels graded towards
+    s = 0: [0, 2^-panels], …, [1/4, 1/2], [1/2, 1], and 1 − t = s² (kept exactly: t itself
+    rounds to 1 for s < 1e-8). Read-only arrays."""
     x, w = legendre_rule(m)
     edges = np.concatenate([[0.0], 2.0 ** -np.arange(panels, -1, -1)])
     lo, hi = edges[:-1, None], edges[1:, None]
     s = (lo + (hi - lo) * (x + 1) / 2).ravel()
     ws = ((hi - lo) / 2 * w).ravel()
-    t, wt = 1.0 - s * s, 2.0 * s * ws
-    t.flags.writeable = wt.flags.writeable = False
-    return t, wt
+    t, wt, s2 = 1.0 - s * s, 2.0 * s * ws, s * s
+    t.flags.writeable = wt.flags.writeable = s2.flags.writeable = False
+    return t, wt, s2
 
 
 PAIRS4 = ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1))
@@ -86,8 +87,14 @@ PAIRS4 = ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), 
 
 def orthant4(R: np.ndarray, nodes=None) -> np.ndarray:
     """P(z > 0) for four centred variables of correlation matrix R (B, 4, 4) by Plackett's
-    integral (module docstring); singular R allowed."""
-    t, wt = plackett_nodes() if nodes is None else nodes
+    integral (module docstring); singular R allowed, duplicates (ρ_ij = ±1) included.
+
+    The conditional covariance of (z_k, z_l) given z_i = z_j = 0 along R(t) is evaluated in
+    the forms free of cancellation at ρ_ij(t) → 1: ``1 − ρ t = (1 − ρ) + ρ s²`` and
+    ``a_i² − 2r a_i a_j + a_j² = (a_i − a_j)² + 2(1 − r) a_i a_j`` (and its cross analogue),
+    so a duplicate pair still has q = 1 − r² > 0 at every node."""
+    t, wt, s2 = plackett_nodes() if nodes is None else nodes
+    R = np.clip(R, -1.0, 1.0)  # |ρ| ≤ 1 exactly: 1 − ρ t must stay ≥ 0 at t → 1
     total = np.full(R.shape[0], 1.0 / 16.0)
     for i, j, k, l in PAIRS4:
         r0 = R[:, i, j][:, None]
@@ -95,10 +102,22 @@ def orthant4(R: np.ndarray, nodes=None) -> np.ndarray:
         aki, akj = R[:, k, i][:, None] * t, R[:, k, j][:, None] * t
         ali, alj = R[:, l, i][:, None] * t, R[:, l, j][:, None] * t
         c = R[:, k, l][:, None] * t
-        q = 1.0 - r * r
-        ckk = 1.0 - (aki * aki - 2 * r * aki * akj + akj * akj) / q
-        cll = 1.0 - (ali * ali - 2 * r * ali * alj + alj * alj) / q
-        ckl = c - (aki * ali - r * (aki * alj + akj * ali) + akj * alj) / q
+        om = (1.0 - r0) + r0 * s2  # 1 − r, accurate at r → 1
+        op = (1.0 + r0) - r0 * s2  # 1 + r, accurate at r → −1
+        q = om * op
+        dk, dl = aki - akj, ali - alj
+        sk, sl = aki + akj, ali + alj
+        # numerators in the form that cancels least: near r = 1 through (a_i − a_j) and 1 − r,
+        # near r = −1 through (a_i + a_j) and 1 + r
+        near1 = r0 >= 0
+        nkk = np.where(near1, dk * dk + 2 * om * aki * akj, sk * sk - 2 * op * aki * akj)
+        nll = np.where(near1, dl * dl + 2 * om * ali * alj, sl * sl - 2 * op * ali * alj)
+        nkl = np.where(near1, dk * dl + om * (aki * alj + akj * ali),
+                       sk * sl - op * (aki * alj + akj * ali))
+        q = np.where(q > 0, q, np.finfo(float).tiny)
+        ckk = 1.0 - nkk / q
+        cll = 1.0 - nll / q
+        ckl = c - nkl / q
         rho = np.clip(ckl / np.sqrt(np.maximum(ckk * cll, 1e-300)), -1.0, 1.0)
         f = (0.25 + np.arcsin(rho) / (2 * np.pi)) / (2 * np.pi * np.sqrt(q))
         total = total + R[:, i, j] * (f @ wt)
