@@ -11,8 +11,6 @@ against Monte Carlo of real trained ensembles (issue 16 items 1, 3(b), 4; MATH.m
   both kinds trained from the same seeds (same θ_0: paired differences).
 """
 
-import time
-
 import numpy as np
 import pytest
 
@@ -121,12 +119,10 @@ def test_augmented_minus_symmetrized_at_order_one_over_n_reduced():
     Measured: theory mean1_aug − mean1_G = 0.239, 0.042, 0.193; z against it: intercept
     1.6, −1.1, −1.2, slope −1.5, 1.1, 0.6, slope with the intercept held at 0: 1.0, −0.4, −1.1;
     the same fit against a zero difference: z = 5.2, 0.1, 2.1 (the O(1/n) difference is seen)."""
-    t0 = time.time()
     th, sweep, res, null = _difference(_pair_cfg(), [16, 32, 64], 3000)
     for k in ("z_intercept", "z_slope", "z_slope_fixed"):
         assert np.abs(res[k]).max() < 3, (k, res[k])
     assert np.abs(null["z_slope_fixed"]).max() > 3, null["z_slope_fixed"]
-    assert time.time() - t0 < 120
 
 
 @pytest.mark.slow
