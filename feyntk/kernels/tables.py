@@ -213,6 +213,18 @@ def _loop_head(j: int, ind: str) -> list[str]:
             f"{ind}{I}if w{j} < cut[g, {j}]:", f"{ind}{I * 2}continue"]
 
 
+def _kept_range(j: int, ind: str) -> list[str]:
+    """Lines setting ``lo`` so that the innermost loop (level j) runs over the nodes
+    ``lo … m[g, j] − lo − 1`` whose weight times w_{j−1} reaches cut[g, j]: the pruning of the
+    other levels applied to the last one. Gauss–Hermite weights are symmetric and increase
+    towards the centre, so the kept nodes are the central ones; ``lo`` is found by bisection
+    over the first half (the centre always stays: w_{j−1} ≥ cut[g, j−1] = cut[g, j] / max w)."""
+    I = "    "
+    return [f"{ind}lo = 0", f"{ind}hi = m[g, {j}] // 2", f"{ind}while lo < hi:",
+            f"{ind}{I}mid = (lo + hi) // 2", f"{ind}{I}if w{j - 1}*w[g, {j}, mid] >= cut[g, {j}]:",
+            f"{ind}{I * 2}hi = mid", f"{ind}{I}else:", f"{ind}{I * 2}lo = mid + 1"]
+
+
 TENSOR_ARGS = "L, grp, x, w, m, cut, xm, n0, P, part, nparts, out"
 """Arguments of the tensor-rule kernels: factors L (B, d, d); grp (B,) the grid of each row;
 per grid g nodes x and weights w (G, d, M), counts m (G, d), pruning cuts cut (G, d), largest
@@ -304,8 +316,9 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
 
     z_s is complete at loop level s, so σ^{(k)}(z_s) is evaluated there, once per iteration of
     that level; the innermost loop evaluates only the functions g of the last sample and sums
-    their moments M_g (over all its nodes: those below the pruning cut weigh < PRUNE of the
-    largest); each output Σ_g coef_g M_g is added once per iteration of level d-2. Where σ's
+    their moments M_g over the nodes the pruning keeps (:func:`_kept_range`: the central ones,
+    1.4× fewer than all of them at m = 24 in 4-d, 2× at 48; on the carried products' path over
+    all of them, which measured faster); each output Σ_g coef_g M_g is added once per iteration of level d-2. Where σ's
     atoms are exponentials (:mod:`feyntk.kernels.separable`) the loop nest runs on products
     carried from level to level (no ``exp`` in any loop) for subsets where they cannot overflow,
     and evaluates σ directly elsewhere.
@@ -346,8 +359,10 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
                 out += _loop_head(j, ind)
             else:
                 out += [f"{ind}M{g} = 0.0" for g in range(len(inner))]
-                out += [f"{ind}for i{j} in range(m[g, {j}]):", f"{ind}{I}u{j} = x[g, {j}, i{j}]",
-                        f"{ind}{I}wl = w[g, {j}, i{j}]"]
+                # (the carried products' inner loop is cheaper than the bisection saves)
+                out += [f"{ind}lo = 0"] if fast else _kept_range(j, ind)
+                out += [f"{ind}for i{j} in range(lo, m[g, {j}] - lo):",
+                        f"{ind}{I}u{j} = x[g, {j}, i{j}]", f"{ind}{I}wl = w[g, {j}, i{j}]"]
             ind += I
             for s in range(j, d):
                 prev = "" if j == 0 else f"t{s}_{j - 1} + "
