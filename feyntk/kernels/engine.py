@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feyntk.kernels.lower import Table, lower, symmetries
+from feyntk.kernels.memo import LevelMemo
 from feyntk.kernels.module import HYPER, codegen
 from feyntk.kernels.tables import fill, fill_from_cache, integrals, requests, subsets_of, \
     table_bytes
@@ -88,11 +89,12 @@ def _coefficients(closure: tuple, form: str, smooth: bool):
 
 def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
          timings: dict | None = None, report=None, fine: bool = False,
-         originals: tuple[int, ...] | None = None) -> dict:
+         originals: tuple[int, ...] | None = None, memo: LevelMemo | None = None) -> dict:
     """One layer step ℓ → ℓ+1 of every statistic in ``closure`` with generated kernels.
 
     ``originals``: the caller's index of every sample, for error messages (repeated inputs
-    removed, :mod:`feyntk.numbers.repeated`)."""
+    removed, :mod:`feyntk.numbers.repeated`); ``memo``: integrals kept from earlier steps at
+    the same K (:mod:`feyntk.kernels.memo`)."""
     module, imod = gen.contractions, gen.integrands
     t0 = time.perf_counter()
     hyper = [float(values[h]) for h in HYPER]
@@ -114,7 +116,8 @@ def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
                 with relabelled(None if originals is None else np.asarray(originals)):
                     ints[d] = integrals(act, K, d, reqs, imod.INTEGRANDS[d], backend,
                                         needed=need_reqs[d], subsets=subs[d],
-                                        half=imod.HALF[d], report=report, fine=fine)
+                                        half=imod.HALF[d], report=report, fine=fine,
+                                        memo=memo)
         for name, t in needed.items():
             tables[name] = fill(t, N, ints, subs)
     else:
@@ -145,7 +148,9 @@ def step(gen, closure, state: dict, act, values: dict, backend: str, N: int,
 class KernelStep:
     """Generated kernels behind :class:`feyntk.numbers.driver.LayerStep` (``backend`` numba or
     jax); the kernels are generated (or loaded from the cache) at the first step, so that
-    layer 1 needs none. ``verbose``: print the wall time of every step (to ``log``)."""
+    layer 1 needs none. ``verbose``: print the wall time of every step (to ``log``). ``memo``:
+    the integrals of every step, shared by the copies ``dataclasses.replace`` makes for the
+    error estimate's re-runs (:mod:`feyntk.kernels.memo`), which then integrate nothing."""
 
     closure: tuple[str, ...]
     form: str
@@ -157,6 +162,7 @@ class KernelStep:
     log: object = None
     originals: tuple[int, ...] | None = None
     gen: object = field(default=None, repr=False)
+    memo: LevelMemo = field(default_factory=LevelMemo, repr=False)
 
     def memory(self, N: int) -> tuple[int, str]:
         return (memory_needed(self.closure, self.form, N, self.act.is_smooth),
@@ -181,7 +187,8 @@ class KernelStep:
         t = time.perf_counter()
         timings: dict = {}
         new = step(self.gen, self.closure, state, self.act, hp.symbols(), self.backend,
-                   state["K"].shape[0], timings, self.report, self.fine, self.originals)
+                   state["K"].shape[0], timings, self.report, self.fine, self.originals,
+                   self.memo)
         if self.verbose:
             print(f"layer {hp.index - 1} -> {hp.index}: {time.perf_counter() - t:.3f} s (tables "
                   f"{timings['tables']:.3f} s, contraction {timings['contract']:.3f} s)",

@@ -40,6 +40,7 @@ import numpy as np
 import sympy as sp
 
 from feyntk.kernels import separable
+from feyntk.kernels.memo import LevelMemo, key_of
 from feyntk.kernels.printers import PRINTERS, assignments, print_block
 from feyntk.numbers.gaussian import relu as relu_closed
 from feyntk.numbers.gaussian import (ATOL, POLAR_LEVELS, QuadratureReport,
@@ -697,7 +698,8 @@ def _run_jax(kern, d, nout, L, P, rule, m, scales, half):
 
 def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
               needed=None, subsets: np.ndarray | None = None, half: bool = False,
-              report: QuadratureReport | None = None, fine: bool = False) -> dict:
+              report: QuadratureReport | None = None, fine: bool = False,
+              memo: LevelMemo | None = None) -> dict:
     """``{(LP, q): array (C, ncols)}`` over all d-subsets (rows: ``combinations(N, d)`` order).
 
     Args:
@@ -707,6 +709,8 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         half: the kernel was generated with :func:`half_grid` (tensor rule on half the grid).
         report: where to record subsets that reach the largest level unconverged.
         fine: the larger caps of :func:`feyntk.numbers.gaussian.tensor_levels`.
+        memo: kernel outputs of earlier calls at the same K, reused level by level
+            (:mod:`feyntk.kernels.memo`; the error estimate's re-runs).
 
     Plain requests have one column; Hermite requests one per sorted component
     (:func:`hermite_components`). Each request stops refining at its own level, as the oracle.
@@ -729,6 +733,7 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
     scales = direction_scales(L)  # 0: zero direction, one node
     # subsets of one rank share a rule and its levels; the tensor kernels take a grid per row
     run = _run_numba if backend == "numba" else _run_jax
+    key = None if memo is None else key_of(d, reqs, half, K, S)
     for r in np.unique(rank):
         idx = np.nonzero(rank == r)[0]
         r = int(r)
@@ -744,6 +749,8 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
         else:
             run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], rule, m,  # noqa
                                          scales[rows], h[rows])
+        if memo is not None:
+            run_at = lambda rows, m, f=run_at: memo.run(key, m, rows, C, nout, f)  # noqa
         prev = run_at(idx, levels[0])
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()
