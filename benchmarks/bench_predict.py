@@ -36,8 +36,10 @@ from feyntk.api import derivable
 from feyntk.kernels.engine import memory_needed
 from feyntk.numbers.evaluate import choose_form, dependencies
 
-ACTIVATIONS = {"tanh": {"C_W": 1.0, "C_b": 0.0}, "relu": {"C_W": 2.0, "C_b": 0.0}}
-"""Critical initialisation of each activation (PDLT ch. 5)."""
+ACTIVATIONS = {"tanh": {"C_W": 1.0, "C_b": 0.0}, "relu": {"C_W": 2.0, "C_b": 0.0},
+               "gelu": {"C_W": 1.0, "C_b": 0.0}}
+"""Critical initialisation of tanh and relu (PDLT ch. 5); gelu at C_W = 1, C_b = 0 (as in
+``bench_error_estimates.py``; gelu has no critical point with K* = 0)."""
 
 
 def config(act: str, N: int, depth: int, tensors) -> dict:
@@ -57,14 +59,17 @@ def defined_tensors(act: str) -> list[str]:
 def run(cfg: dict, backend: str) -> dict:
     """First call (same N, depth <= 2: code generation, compilation, caches; for JAX the same
     config, since XLA compiles per array shape and deeper networks meet more of them) and the
-    timed second call (untraced); peak traced memory of a third call where the second took < 5 s."""
+    timed second call (untraced; its wall and process CPU time, all threads, and the load average
+    before it: on a shared machine the CPU time is the steadier figure); peak traced memory of a
+    third call where the second took < 5 s."""
     t0 = time.perf_counter()
     warm = cfg if backend == "jax" else dict(cfg, widths=cfg["widths"][:3])
     feyntk.predict(warm, backend=backend)
-    t1 = time.perf_counter()
+    t1, c1, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     out = feyntk.predict(cfg, backend=backend)
     t2 = time.perf_counter()
-    rec = {"cold": t1 - t0, "warm": t2 - t1, "out": out}
+    rec = {"cold": t1 - t0, "warm": t2 - t1, "cpu": time.process_time() - c1, "load": load,
+           "out": out}
     if t2 - t1 < 5.0:  # memory from a third call: tracing slows Python allocations ~2x
         tracemalloc.start()
         feyntk.predict(cfg, backend=backend)
@@ -112,6 +117,8 @@ def main(argv=None) -> int:
     p.add_argument("--activations", default="tanh,relu")
     p.add_argument("--Ns", default=None, help="comma-separated N (default 1,2,4,8,16,32)")
     p.add_argument("--depths", default=None, help="comma-separated depths (default 1,5,10,50)")
+    p.add_argument("--tensors", default=None,
+                   help="comma-separated tensors (default: all the activation defines)")
     args = p.parse_args(argv)
     Ns = [int(v) for v in (args.Ns or ("1,2,4" if args.quick else "1,2,4,8,16,32")).split(",")]
     depths = [int(v) for v in (args.depths or ("1,5" if args.quick else "1,5,10,50")).split(",")]
@@ -123,9 +130,12 @@ def main(argv=None) -> int:
     done: dict = {}
     for act in acts:
         tensors = defined_tensors(act)
+        if args.tensors:
+            tensors = [t for t in args.tensors.split(",") if t in tensors]
+        missing = [t for t in derivable() if t not in tensors]
         print(f"{act}: tensors {', '.join(tensors)}"
-              + (f" (not defined for {act}: {', '.join(t for t in derivable() if t not in tensors)})"
-                 if len(tensors) < len(derivable()) else ""), flush=True)
+              + (f" (not defined for {act}: {', '.join(missing)})"
+                 if missing and not args.tensors else ""), flush=True)
         for depth in depths:
             for N in Ns:
                 cfg = config(act, N, depth, tensors)
@@ -145,8 +155,9 @@ def main(argv=None) -> int:
                         err = max(float(np.max(np.abs(rec["out"]["tensors"][t]["value"]
                                                       - r[t]["value"]))) for t in tensors)
                         done[key]["err"] = err
-                    print(f"  {act} L={depth} N={N} {b}: warm {rec['warm']:.3f} s "
-                          f"(first call {rec['cold']:.2f} s)", flush=True)
+                    print(f"  {act} L={depth} N={N} {b}: warm {rec['warm']:.3f} s, CPU "
+                          f"{rec['cpu']:.3f} s, load average {rec['load']:.1f} (first call "
+                          f"{rec['cold']:.2f} s)", flush=True)
         report(done, act, tensors, Ns, depths, backends)
     if args.plot:
         plot(done, acts, Ns, depths, backends, args.plot)
@@ -169,14 +180,14 @@ def _cell(rec: dict | None, what: str = "warm") -> str:
 
 def report(done, act, tensors, Ns, depths, backends) -> None:
     closure = dependencies(tensors)
-    print(f"\n## {act}: warm time of predict (s), all {len(tensors)} tensors\n")
+    print(f"\n## {act}: warm time of predict (s), {len(tensors)} tensors\n")
     for depth in depths:
         print(f"### depth {depth}\n")
         print("| N | " + " | ".join(backends) + " | " +
               " | ".join(f"numpy/{b}" for b in backends if b != "numpy") +
-              " | max abs diff to numpy | first call numba (s) | memory model (MiB) | "
-              "traced peak numba (MiB) |")
-        print("|" + "---|" * (2 * len(backends) + 3))
+              " | max abs diff to numpy | numba CPU s (load average) | first call numba (s) | "
+              "memory model (MiB) | traced peak numba (MiB) |")
+        print("|" + "---|" * (2 * len(backends) + 4))
         for N in Ns:
             recs = {b: done.get((act, b, N, depth)) for b in backends}
             ratios = []
@@ -193,9 +204,11 @@ def report(done, act, tensors, Ns, depths, backends) -> None:
             form = choose_form(a, [n for n in closure if n != "K"])
             mem = memory_needed(closure, form, N, a.is_smooth) / 2**20
             cold = f"{nb['cold']:.3g}" if "cold" in nb else "–"
+            cpu = f"{nb['cpu']:.3g} ({nb['load']:.1f})" if "cpu" in nb else "–"
             peak = f"{nb['peak'] / 2**20:.3g}" if "peak" in nb else "–"
             print(f"| {N} | " + " | ".join(_cell(recs[b]) for b in backends) + " | "
-                  + " | ".join(ratios) + f" | {', '.join(errs) or '–'} | {cold} | {mem:.3g} | "
+                  + " | ".join(ratios) + f" | {', '.join(errs) or '–'} | {cpu} | {cold} | "
+                  f"{mem:.3g} | "
                   f"{peak} |")
         print()
     print(f"### cost exponent in N (slope of log time vs log N, N >= 2)\n")
