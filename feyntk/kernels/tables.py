@@ -319,10 +319,10 @@ def _numba_triangular(act: Activation, d: int, reqs, name: str) -> str:
     that level; the innermost loop evaluates only the functions g of the last sample and sums
     their moments M_g over the nodes the pruning keeps (:func:`_kept_range`: the central ones,
     1.4× fewer than all of them at m = 24 in 4-d, 2× at 48; on the carried products' path over
-    all of them, which measured faster); each output Σ_g coef_g M_g is added once per iteration of level d-2. Where σ's
-    atoms are exponentials (:mod:`feyntk.kernels.separable`) the loop nest runs on products
-    carried from level to level (no ``exp`` in any loop) for subsets where they cannot overflow,
-    and evaluates σ directly elsewhere.
+    all of them, which measured faster); each output Σ_g coef_g M_g is added once per
+    iteration of level d-2. Where σ's atoms are exponentials (:mod:`feyntk.kernels.separable`)
+    the loop nest runs on products carried from level to level (no ``exp`` in any loop) for
+    subsets where they cannot overflow, and evaluates σ directly elsewhere.
     """
     I = "    "
     last = d - 1
@@ -750,7 +750,8 @@ def integrals(act: Activation, K: np.ndarray, d: int, reqs, kern, backend: str,
             run_at = lambda rows, m: run(kern, d, nout, L[rows], P[rows], rule, m,  # noqa
                                          scales[rows], h[rows])
         if memo is not None:
-            run_at = lambda rows, m, f=run_at: memo.run(key, m, rows, C, nout, f)  # noqa
+            run_at = lambda rows, m, f=run_at, k=(key, rule): memo.run(  # noqa: E731
+                k, m, rows, C, nout, f)
         prev = run_at(idx, levels[0])
         done = np.zeros((len(idx), len(reqs)), bool)
         val = prev.copy()
