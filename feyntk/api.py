@@ -60,17 +60,19 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
             would not fit.
         verbose: print the wall time of every layer step to stderr.
         quadrature: ``"default"`` or ``"fine"`` (caps of the 3- and 4-sample Gauss–Hermite
-            rules doubled: 8× / 16× the nodes at the last level), for when the result's
-            ``"quadrature"`` report or a :class:`~feyntk.errors.QuadratureWarning` says that
-            integrals stopped unconverged.
+            rules doubled: 8× / 16× the nodes at the last level; for kinked activations the
+            caps of the polar, conical and piecewise rules, which relu's closed forms leave
+            to the rows they refuse), for when the result's ``"quadrature"`` report or a
+            :class:`~feyntk.errors.QuadratureWarning` says that integrals stopped unconverged.
 
     The result also holds ``"quadrature"``: the Gaussian integrals that reached the largest
     rule before the tolerance (``capped_integrals``), the estimated relative error of every
     tensor (``tensor_rel_error_estimates``, relative to its largest entry: the capped
     integrals' errors propagated through the recursion by re-running it with the caps halved
-    and quartered, :func:`feyntk.numbers.driver.propagated_errors`; second-order names are
-    covered by the per-integral estimate instead), their maximum (``max_rel_error_estimate``,
-    ``worst_tensor``), the largest per-integral estimate (``max_integral_rel_error_estimate``,
+    and quartered, for kinked activations doubled,
+    :func:`feyntk.numbers.driver.propagated_errors`; measured 2-51× the actual error,
+    ``benchmarks/RESULTS-error-estimates.md``; second-order names are covered by the
+    per-integral estimate instead), their maximum (``max_rel_error_estimate``, ``worst_tensor``), the largest per-integral estimate (``max_integral_rel_error_estimate``,
     ``worst``: its rule's samples and last level) and the time the estimate took
     (``estimate_seconds``). Above :data:`~feyntk.numbers.gaussian.QUAD_WARN` a
     :class:`~feyntk.errors.QuadratureWarning` is emitted.

@@ -41,7 +41,7 @@ def hermite_index(y: np.ndarray, P: np.ndarray, idx: tuple[int, ...]) -> np.ndar
 
 
 def blob_expectation(act: Activation, K: np.ndarray, groups, weight: Callable | None = None,
-                     rtol: float = 1e-11, labels=None):
+                     rtol: float = 1e-11, labels=None, report=None, fine: bool | int = False):
     """``⟨Π_s D_s(z_s) · weight(z)⟩_K`` for distinct samples.
 
     Args:
@@ -49,6 +49,12 @@ def blob_expectation(act: Activation, K: np.ndarray, groups, weight: Callable | 
         K: covariance over the samples named in ``groups`` (full (N, N) matrix).
         groups: ``((sample, ks, j), ...)`` with distinct samples: D_s = d^j/dz^j Π σ^{(k)}.
         weight: optional smooth function of z (B, d, n) -> (B, ..., n) (Hermite polynomials).
+        report: a :class:`~feyntk.numbers.gaussian.QuadratureReport` where the integrals that
+            stop at their rule's largest level unconverged are recorded (passed to every
+            :func:`~feyntk.numbers.gaussian.expect`), or None.
+        fine: the rules' caps doubled this many times (``True``: once; negative: halved), see
+            :func:`~feyntk.numbers.gaussian.kinked_levels` and
+            :func:`~feyntk.numbers.gaussian.tensor_levels`.
     Returns:
         a float, or an array of weight's middle shape.
     """
@@ -77,13 +83,15 @@ def blob_expectation(act: Activation, K: np.ndarray, groups, weight: Callable | 
                 wt = weight(z)
                 return val[:, None, :] * wt if wt.ndim == 3 else val * wt
 
-            total = total + expect(f, KS, rtol=rtol, kinks=act.kinks).value
+            total = total + expect(f, KS, rtol=rtol, kinks=act.kinks, report=report,
+                                   fine=fine).value
             continue
-        total = total + _delta_term(combo, D, R, KS, weight, rtol, S, labels, act.kinks)
+        total = total + _delta_term(combo, D, R, KS, weight, rtol, S, labels, act.kinks,
+                                    report, fine)
     return total
 
 
-def _delta_term(combo, D, R, KS, weight, rtol, S, labels, kinks):
+def _delta_term(combo, D, R, KS, weight, rtol, S, labels, kinks, report=None, fine=0):
     KDD = KS[np.ix_(D, D)]
     w = np.linalg.eigvalsh(KDD)
     if w.min() <= 1e-12 * max(w.max(), 1e-300):
@@ -128,7 +136,8 @@ def _delta_term(combo, D, R, KS, weight, rtol, S, labels, kinks):
         return val
 
     if R:
-        E = expect(f, Sigma, rtol=rtol, kinks=kinks, shift=mu).value
+        E = expect(f, Sigma, rtol=rtol, kinks=kinks, shift=mu, report=report,
+                   fine=fine).value
     else:
         out = f(np.zeros((1, 0, 1)))
         E = out[0, ..., 0]

@@ -288,7 +288,11 @@ def evaluate_as_given(network: Network, x: np.ndarray, names, layer: int, closur
 
 # -- quadrature error of the tensors ------------------------------------------------------------
 COARSER = (1, 2)
-"""The error estimate's re-runs: caps of the 3- and 4-sample rules halved once and twice."""
+"""The error estimate's re-runs for a smooth activation: the 3- and 4-sample Gauss–Hermite caps
+halved once and twice."""
+FINER = 1
+"""The error estimate's re-run for a kinked activation: the caps of the polar, conical and
+piecewise rules doubled once."""
 
 
 def propagated_errors(network: Network, x: np.ndarray, layer: int, stepper: LayerStep,
@@ -298,39 +302,53 @@ def propagated_errors(network: Network, x: np.ndarray, layer: int, stepper: Laye
 
     ``values`` was evaluated by ``stepper`` (caps ``fine``), its capped integrals recorded in
     ``integrals`` (a :class:`~feyntk.numbers.gaussian.QuadratureReport`). The recursion is run
-    again twice, with the caps of the 3- and 4-sample tensor rules halved and quartered
-    (:func:`~feyntk.numbers.gaussian.tensor_levels` at ``fine - 1``, ``fine - 2``) by a copy of
-    ``stepper`` (the same generated kernels): an integral that stopped at the cap m now stops at
-    m/2 and m/4, every other integral is unchanged (converged, or on another rule), so the
-    differences of the three results are the capped integrals' errors propagated through the
-    recursion, later layers damping earlier errors. :func:`~feyntk.numbers.gaussian.tensor_error`
-    extrapolates them to the error of ``values``. The per-integral estimate overstates a deep
-    network's tensors' errors by 10³-10⁴ (tanh, depth 10); this one is 3-50× the measured error
-    (``benchmarks/RESULTS-error-estimates.md``).
+    again by copies of ``stepper`` (the same generated kernels) with other caps: an integral
+    that stopped at its cap m now stops at the new cap, every other integral is unchanged
+    (converged, or on a rule without that cap), so the differences of the results are the
+    capped integrals' errors propagated through the recursion, with their signs and
+    cancellations, later layers damping earlier errors.
 
-    Capped integrals whose rule the coarser caps leave unchanged (polar, conical and rank ≤ 2
-    rules: their labels recur in the first re-run's report) add their per-integral estimate to
-    every tensor. Without capped integrals every estimate is 0; when no capped integral's own
-    estimate exceeds :data:`~feyntk.numbers.gaussian.report.PROPAGATE_ABOVE`, each tensor gets
-    that per-integral maximum and nothing is re-run.
+    * Smooth activations (Gauss–Hermite tensor rules, error falling like exp(−c√m)): twice,
+      with the 3- and 4-sample caps halved and quartered
+      (:func:`~feyntk.numbers.gaussian.tensor_levels` at ``fine − 1``, ``fine − 2``);
+      :func:`~feyntk.numbers.gaussian.tensor_error` extrapolates the two differences to the
+      error of ``values`` (4-51× the measured error; tanh, gelu, N = 4, 8, depth 3, 10).
+    * Kinked activations (polar, conical and piecewise rules, error falling geometrically):
+      once, with those caps doubled (:func:`~feyntk.numbers.gaussian.kinked_levels` at
+      ``fine + 1``); :func:`~feyntk.numbers.gaussian.refined_error`: 3× the difference. The
+      coarser re-runs were 0.02-20× the measured error here (relu on the conical rule, depth
+      10). The refined re-run costs more than the evaluation (4× on the 4-d conical rule), but
+      only where kinked integrals reach their caps: with relu's closed forms, the rows they
+      refuse (:mod:`feyntk.numbers.gaussian.relu`).
 
-    Cost: two more evaluations, cheaper than the first (the capped integrals' last levels are
-    the expensive part; tanh, all fifteen tensors, N = 8, depth 10: +0.5 s on 0.7 s).
+    (``benchmarks/RESULTS-error-estimates.md``; the per-integral estimate overstates a deep
+    network's tensors' errors by 10³-10⁴.) Capped integrals whose rule the re-run leaves
+    unchanged (the smooth 2-d polar rule and rank ≤ 2 Gauss–Hermite rules: their labels recur
+    in the re-run's report) add their per-integral estimate to every tensor. Without capped
+    integrals every estimate is 0 and nothing is re-run. (Giving every tensor the per-integral
+    maximum instead of re-running, as an earlier version did below 1e-10, reported 6e-11 where
+    the tensors were exact to 1e-14: tanh, N = 4, fine.)
+
+    Cost (smooth): two more evaluations, cheaper than the first (the capped integrals' last
+    levels are the expensive part; tanh, all fifteen tensors, N = 8, depth 10: +0.5 s on 2 s).
     """
-    from feyntk.numbers.gaussian.report import PROPAGATE_ABOVE, QuadratureReport, tensor_error
+    from feyntk.numbers.gaussian.report import QuadratureReport, refined_error, tensor_error
 
-    if integrals.capped == 0 or integrals.max_rel_error <= PROPAGATE_ABOVE:
-        return {n: integrals.max_rel_error if integrals.capped else 0.0 for n in values}
-    coarse, reports = [], []
-    for k in COARSER:
+    if integrals.capped == 0:
+        return {n: 0.0 for n in values}
+    smooth = network.activation.is_smooth
+    again, reports = [], []
+    for k in (COARSER if smooth else (-FINER,)):
         rep = QuadratureReport()
         quiet = {"verbose": False} if hasattr(stepper, "verbose") else {}
-        again = dataclasses.replace(stepper, report=rep, fine=int(fine) - k, **quiet)
-        coarse.append(_select(run(network, x, layer, again), values))
+        step = dataclasses.replace(stepper, report=rep, fine=int(fine) - k, **quiet)
+        again.append(_select(run(network, x, layer, step), values))
         reports.append(rep)
     unchanged = max((rel for label, rel in integrals.labels.items()
                      if label in reports[0].labels), default=0.0)
-    return {n: tensor_error(values[n], coarse[0][n], coarse[1][n]) + unchanged for n in values}
+    if smooth:
+        return {n: tensor_error(values[n], again[0][n], again[1][n]) + unchanged for n in values}
+    return {n: refined_error(values[n], again[0][n]) + unchanged for n in values}
 
 
 def _select(state: dict, names) -> dict[str, np.ndarray]:

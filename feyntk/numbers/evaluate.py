@@ -102,7 +102,8 @@ class BlobCache:
             value = self.closed(groups)
             if value is None:
                 labels = [self.label(i) for i in range(len(self.K))]
-                value = float(blob_expectation(self.act, self.K, groups, labels=labels))
+                value = float(blob_expectation(self.act, self.K, groups, labels=labels,
+                                               report=self.report, fine=self.fine))
             self.store[key] = value
         return self.store[key]
 
@@ -148,7 +149,8 @@ class BlobCache:
                     return _hermite(np.einsum("ij,bjp->bip", P, z), P, nlegs)
 
                 val = blob_expectation(self.act, self.K, self.groups(sigs), weight,
-                                       labels=[self.original(i) for i in range(len(self.K))])
+                                       labels=[self.original(i) for i in range(len(self.K))],
+                                       report=self.report, fine=self.fine)
                 self.store[key] = (S, np.asarray(val).reshape((d,) * nlegs))
                 return self.store[key]
 

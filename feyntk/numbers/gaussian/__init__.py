@@ -50,8 +50,9 @@ that uses it (e.g. ``gaussian.conical.CONE_MAX``, ``gaussian.table.expect``).
 from __future__ import annotations
 
 from feyntk.numbers.gaussian.report import (ATOL, EXTRAPOLATION_SAFETY, QUAD_WARN, RATE_EXPONENT,
-                                            RTOL, Estimate, QuadratureReport, capped_error,
-                                            extrapolated_error)
+                                            REFINED_SAFETY, RTOL, Estimate, QuadratureReport,
+                                            capped_error, extrapolated_error, refined_error,
+                                            tensor_error)
 from feyntk.numbers.gaussian.gauss1d import _MP_LOCK, halfrange_rule, hermite_rule, legendre_rule
 from feyntk.numbers.gaussian.factors import (_EIG_TOL, INVERSE_FLOOR, eigen_directions, factor,
                                              invertible, require_invertible, triangular_directions,
@@ -67,7 +68,7 @@ from feyntk.numbers.gaussian.conical import (CONE_CHUNK, CONE_COND, CONE_LEVELS,
                                              CONE_SPLIT, _base_planes, cone_simplices,
                                              conical_applies, _conical_apply, conical_nodes,
                                              kink_planes, _simplex_rule)
-from feyntk.numbers.gaussian.adaptive import expect
+from feyntk.numbers.gaussian.adaptive import PIECEWISE_LEVELS, expect, kinked_levels
 from feyntk.numbers.gaussian.closed import _closed_pair
 from feyntk.numbers.gaussian.pairs import mehler_pairs
 from feyntk.numbers.gaussian.table import check_kinks_at_zero_variance, pair_table
@@ -78,10 +79,12 @@ from feyntk.numbers.gaussian import (adaptive, closed, conical, factors, gauss1d
 __all__ = [
     "ATOL", "CONE_CHUNK", "CONE_COND", "CONE_LEVELS", "CONE_MAX", "CONE_SPLIT",
     "EXTRAPOLATION_SAFETY", "Estimate", "INVERSE_FLOOR", "MIN_SCALE", "M_MAX", "M_START",
-    "POLAR_LEVELS", "PRUNE", "QUAD_WARN", "QuadratureReport", "RATE_EXPONENT", "RTOL",
-    "capped_error", "check_kinks_at_zero_variance", "cone_simplices", "conical_applies",
-    "conical_nodes", "direction_scales", "eigen_directions", "expect", "extrapolated_error",
-    "factor", "halfrange_rule", "hermite_rule", "invertible", "kink_planes", "kinks_at_origin",
-    "legendre_rule", "mehler_pairs", "node_counts", "pair_table", "polar_applies", "polar_nodes",
-    "prune_cuts", "require_invertible", "tensor_levels", "triangular_directions"
+    "PIECEWISE_LEVELS", "POLAR_LEVELS", "PRUNE", "QUAD_WARN", "QuadratureReport",
+    "RATE_EXPONENT", "REFINED_SAFETY", "RTOL", "capped_error", "check_kinks_at_zero_variance",
+    "cone_simplices", "conical_applies", "conical_nodes", "direction_scales",
+    "eigen_directions", "expect", "extrapolated_error", "factor", "halfrange_rule",
+    "hermite_rule", "invertible", "kink_planes", "kinked_levels", "kinks_at_origin",
+    "legendre_rule", "mehler_pairs", "node_counts", "pair_table", "polar_applies",
+    "polar_nodes", "prune_cuts", "refined_error", "require_invertible", "tensor_error",
+    "tensor_levels", "triangular_directions"
 ]

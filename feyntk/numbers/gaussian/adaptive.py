@@ -19,6 +19,21 @@ from feyntk.numbers.gaussian.polar import POLAR_LEVELS, _polar_apply, polar_appl
 from feyntk.numbers.gaussian.report import ATOL, RTOL, Estimate, QuadratureReport
 
 
+PIECEWISE_LEVELS = (16, 128)
+"""First and largest m of the split 1-d rule (rank-one covariance, kinked integrand)."""
+
+
+def kinked_levels(levels: tuple[int, int], fine: bool | int = False) -> tuple[int, int]:
+    """First and largest m of a rule with fixed caps (polar, conical, piecewise) for a kinked
+    integrand: the cap doubled ``fine`` times (``True`` = once, as :func:`tensor_levels` does for
+    the 3- and 4-sample Gauss–Hermite rules), or halved −fine times for a negative integer, the
+    first level lowered with it where it would exceed the cap (conical 4-d: 6-12, 6-24 fine)."""
+    m0, top = levels
+    k = int(fine)
+    top = top << k if k >= 0 else max(1, top >> -k)
+    return min(m0, top), top
+
+
 def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
            atol: float = ATOL, m: int | None = None, m_max: int | None = None,
            kinks: tuple[float, ...] = (), shift=None,
@@ -39,7 +54,9 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
         shift: f is evaluated at centred variables but its kinks sit at z = shift + L u
             (a conditional mean); only used to place the splits.
         report: where to record integrals that reach ``m_max`` unconverged.
-        fine: larger default caps for 3- and 4-sample integrals (:func:`tensor_levels`).
+        fine: larger default caps for 3- and 4-sample integrals (:func:`tensor_levels`) and
+            for the rules of kinked integrands (:func:`kinked_levels`); a negative integer
+            lowers them.
         smooth: f has no kinks (with ``kinks`` given it is taken as kinked); selects the
             factor of K (:func:`factor`).
 
@@ -51,19 +68,24 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
     C = cov[None] if single else cov
     L = _whiten(C, smooth and not kinks)  # checks finite and PSD
     r = L.shape[-1]
-    rule = _apply_rule
+    rule, name = _apply_rule, ""
+
+    def fixed(levels):  # (m, m_max) of a rule with fixed caps; the caller's m, m_max first
+        m0, top = kinked_levels(levels, fine) if kinks else levels
+        return m or min(m0, m_max or top), m_max or top
+
     if 1 <= r <= 2 and C.shape[-1] == 2:  # polar rule: best for all 2-d integrals
-        rule, m, m_max = _polar_apply, m or POLAR_LEVELS[0], m_max or POLAR_LEVELS[1]
+        (rule, name), (m, m_max) = (_polar_apply, "polar"), fixed(POLAR_LEVELS)
     if C.shape[-1] > 2 and polar_applies(L, kinks, shift):  # kinks at 0 on a plane
-        rule, m, m_max = _polar_apply, m or POLAR_LEVELS[0], m_max or POLAR_LEVELS[1]
+        (rule, name), (m, m_max) = (_polar_apply, "polar"), fixed(POLAR_LEVELS)
     if r >= 3 and conical_applies(L, kinks, shift):  # kinks at 0: the conical rule
         cones = [np.stack(cone_simplices(Lb)) for Lb in L]  # once for all levels
         rule = lambda f_, L_, m_: _conical_apply(f_, L_, m_, cones)  # noqa: E731
-        m, m_max = m or CONE_LEVELS[r][0], m_max or CONE_LEVELS[r][1]
+        name, (m, m_max) = "conical", fixed(CONE_LEVELS[r])
     if r == 1 and kinks:
         sh = None if shift is None else np.asarray(shift, dtype=float).reshape(1, -1)
         rule = lambda f_, L_, m_: _piecewise_apply(f_, L_, m_, tuple(kinks), sh)  # noqa: E731
-        m, m_max = m or 16, m_max or 128
+        name, (m, m_max) = "piecewise", fixed(PIECEWISE_LEVELS)
     if rule is _apply_rule and kinks and r >= 2:
         warnings.warn(
             f"Gauss-Hermite on an integrand kinked at {tuple(kinks)} over {C.shape[-1]} "
@@ -91,7 +113,8 @@ def expect(f: Callable[[np.ndarray], np.ndarray], cov, *, rtol: float = RTOL,
             break
     if report is not None and not np.all(ok) and np.all(np.isfinite(err)):
         bad = ~np.asarray(ok).reshape(prev.shape[0], -1).all(-1)
-        report.add(err[bad], err_prev[bad], prev[bad], f"{C.shape[-1]}-sample, m = {m}")
+        report.add(err[bad], err_prev[bad], prev[bad],
+                   f"{C.shape[-1]}-sample, m = {m}" + (f" ({name} rule)" if name else ""))
     if single:
         return Estimate(prev[0], err[0])
     return Estimate(prev, err)
