@@ -72,7 +72,8 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
     and quartered, for kinked activations doubled,
     :func:`feyntk.numbers.driver.propagated_errors`; measured 2-51× the actual error,
     ``benchmarks/RESULTS-error-estimates.md``; second-order names are covered by the
-    per-integral estimate instead), their maximum (``max_rel_error_estimate``, ``worst_tensor``), the largest per-integral estimate (``max_integral_rel_error_estimate``,
+    per-integral estimate instead), their maximum (``max_rel_error_estimate``, ``worst_tensor``),
+    the largest per-integral estimate (``max_integral_rel_error_estimate``,
     ``worst``: its rule's samples and last level) and the time the estimate took
     (``estimate_seconds``). Above :data:`~feyntk.numbers.gaussian.QUAD_WARN` a
     :class:`~feyntk.errors.QuadratureWarning` is emitted.
