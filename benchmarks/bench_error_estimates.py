@@ -1,7 +1,8 @@
 """Honesty of the quadrature error report: estimated vs measured error per tensor (issue 17.3).
 
-For each activation (tanh, gelu, relu), N (4, 8) and depth (3, 10), and the issue's loud case
-(tanh, 8 Gaussian inputs in 10 dimensions, unnormalised, C_W = 1, depth 10), ``feyntk.predict``
+For each activation (tanh, gelu, relu), N (4, 8) and depth (3, 10), the issue's loud case
+(tanh, 8 Gaussian inputs in 10 dimensions, unnormalised, C_W = 1, depth 10) and a tanh case at
+large K (C_W = 2.5, C_b = 0.3, N = 4, depth 3, where the warning should fire), ``feyntk.predict``
 runs with ``quadrature="default"`` and ``"fine"``, every tensor the activation defines. The
 *reference* is the same recursion with the caps of the 3- and 4-sample Gauss–Hermite rules
 (and of the rules of kinked integrands) raised 2^REF_FINE-fold
@@ -18,7 +19,7 @@ QuadratureWarning fires only where the estimate exceeds QUAD_WARN.
 
     python benchmarks/bench_error_estimates.py                  # the table of the README
     python benchmarks/bench_error_estimates.py --quick          # N = 4, depth 3 only
-    python benchmarks/bench_error_estimates.py --only tanh,loud # some rows (gelu, relu, conical)
+    python benchmarks/bench_error_estimates.py --only tanh,loud # some rows (gelu, relu, conical, K)
     python benchmarks/bench_error_estimates.py --out PATH.md    # default RESULTS-error-estimates.md
 
 Two more rows put relu's blobs on the conical rule (closed forms off, reference: the closed
@@ -173,7 +174,8 @@ def cases(quick: bool):
     """(label, activation, N, depth, config maker, context of the runs, quadrature settings) of
     the table's rows.
 
-    ``relu (conical)``: the closed forms switched off, so that relu's blobs are integrated by
+    ``large K``: tanh at C_W = 2.5, C_b = 0.3 (K ≈ 2-3), where the default caps cost real
+    accuracy and the warning should fire. ``relu (conical)``: the closed forms switched off, so that relu's blobs are integrated by
     the conical and polar rules, whose caps (12 and 24 angular nodes in 4-d and 3-d) are reached
     (with the closed forms, relu has no capped integrals here); the reference is the closed
     forms. N = 4 and the default setting only: the estimate re-runs the recursion with those
@@ -185,8 +187,9 @@ def cases(quick: bool):
            for depth in (3, 10)]
     out += [("relu (conical)", "relu", 4, depth, config, conical_rule, ("default",))
             for depth in (3, 10)]
+    large_K = lambda act, N, depth, t: dict(config(act, N, depth, t), C_W=2.5, C_b=0.3)  # noqa
     return out + [("loud", "tanh", 8, 10, lambda act, N, depth, t: loud_config(N, depth, t),
-                   plain, both)]
+                   plain, both), ("large K", "tanh", 4, 3, large_K, plain, both)]
 
 
 def row(label: str, N: int, depth: int, quad: str, out: dict, c: Comparison, t: float) -> str:
@@ -210,7 +213,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="",
-                    help="comma-separated cases: tanh, gelu, relu, conical, loud")
+                    help="comma-separated cases: tanh, gelu, relu, conical, loud, K")
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS-error-estimates.md")))
     args = ap.parse_args(argv)
     import subprocess
@@ -228,7 +231,7 @@ def main(argv=None) -> int:
     only = set(args.only.split(",")) - {""}
     tensors_of, failures = {}, []
     for label, act, N, depth, make, context, quads in cases(args.quick):
-        if only and ("conical" if "conical" in label else label) not in only:
+        if only and label.split()[-1].strip("()") not in only:
             continue
         if act not in tensors_of:
             tensors_of[act] = defined_tensors(act)
@@ -253,7 +256,8 @@ def main(argv=None) -> int:
               f"estimate (honest: ≤ {BRACKET * ROUNDING:g}); honest: every tensor within "
               f"measured ≤ estimate ≤ {BRACKET:g} × measured (or at rounding) and the warning "
               "fired exactly where an estimate exceeds QUAD_WARN. loud: the issue's tanh case, 8 "
-              "Gaussian inputs in 10 dimensions (unnormalised), C_W = 1; relu (conical): relu's "
+              "Gaussian inputs in 10 dimensions (unnormalised), C_W = 1; large K: tanh at C_W = 2.5, "
+              "C_b = 0.3 (K ≈ 2-3); relu (conical): relu's "
               "blobs on the conical rule (closed forms off), reference: the closed forms.", ""]
     lines += ["Failures: none." if not failures else "Failures:"] + [f"- {f}" for f in failures]
     Path(args.out).write_text("\n".join(lines) + "\n")
