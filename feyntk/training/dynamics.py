@@ -124,6 +124,10 @@ def trained_outputs(kind: str, count: int, A: np.ndarray, E: np.ndarray, y, step
             ``"flow"`` (``count`` RK4 steps of size ``step`` = h), see :func:`step_plan`.
         A, E: training and evaluation sample positions; y: (n_L, N_A) targets [j, a].
         step: η or h (may be a traced JAX scalar: one compiled map serves every step size).
+
+    ``count`` may be a traced JAX integer too: the iteration is a ``fori_loop``, a scan for a
+    Python int (reverse mode available) and a while loop for a traced one (forward mode, as
+    :func:`mean_correction` uses), so one compiled map serves every number of steps.
     """
     jax = _jax()
     jnp = jax.numpy
@@ -145,10 +149,8 @@ def trained_outputs(kind: str, count: int, A: np.ndarray, E: np.ndarray, y, step
                          for s, a, b, c, d in zip(state, k1, k2, k3, k4))
 
     def F(z0, H0, dH0, ddI, ddII):
-        def scan_body(state, _):
-            return body(state, (ddI, ddII), yj), None
-
-        final, _ = jax.lax.scan(scan_body, (z0, H0, dH0), None, length=count)
+        final = jax.lax.fori_loop(0, count, lambda _, state: body(state, (ddI, ddII), yj),
+                                  (z0, H0, dH0))
         return final[0][:, jnp.asarray(E)]
 
     return F
@@ -164,14 +166,14 @@ def mean_correction(stats, schedule: Schedule, y: np.ndarray, lam_max: float,
         schedule: a finite schedule (T < ∞ steps, or flow to t < ∞).
         y: (N_A, n_L) targets; width: n_L.
 
-    The derivatives are one jitted JAX function per (kind, number of iterations, blocks,
-    widths), compiled once per process and reused by later calls with other tensors, targets,
-    training inputs or step sizes.
+    The derivatives are one jitted JAX function per (kind, blocks, widths), compiled once per
+    process and reused by later calls with other tensors, targets, training inputs, step sizes
+    or numbers of steps.
     """
     A, E = stats.block("train"), stats.block("eval")
     N, w = stats.inputs.N, width
     kind, count, step = step_plan(schedule, lam_max)
-    run = _corrector(kind, count, tuple(int(a) for a in A), tuple(int(e) for e in E), N, w)
+    run = _corrector(kind, tuple(int(a) for a in A), tuple(int(e) for e in E), N, w)
     H0 = stats.mean_ntk(w)
     th1 = stats.cumulant("Theta1", w)
     # A, B: the rows of Cov(Ĥ_a, Ĥ_b) over the entries F reads, Ĥ[:, :, :, A]
@@ -187,20 +189,20 @@ def mean_correction(stats, schedule: Schedule, y: np.ndarray, lam_max: float,
     rI, rII = stats.cumulant("R", w), stats.cumulant("STU", w)
     Kbar = stats.kernel(w)                             # [i, j, a, b]
     krows = Kbar[zi[:, 0], :, zi[:, 1], :]            # [c, j, b]
-    out = run(step, y.T, H0, th1, idx, rows, zi, dirs, rI, rII, krows)
+    out = run(count, step, y.T, H0, th1, idx, rows, zi, dirs, rI, rII, krows)
     c_th1, c_ab, c_pq, c_dd, leading = (np.asarray(v) for v in out)
     return MeanCorrection(c_th1, c_ab, c_pq, c_dd, leading)
 
 
 @functools.lru_cache(maxsize=16)
-def _corrector(kind: str, count: int, A: tuple, E: tuple, N: int, w: int):
-    """The jitted map (step, targets, Θ, statistics) → the five parts of
-    :class:`MeanCorrection`."""
+def _corrector(kind: str, A: tuple, E: tuple, N: int, w: int):
+    """The jitted map (number of iterations, step, targets, Θ, statistics) → the five parts of
+    :class:`MeanCorrection` (the number of iterations traced: no recompilation per T)."""
     jax = _jax()
     jnp = jax.numpy
     A_, E_ = np.asarray(A), np.asarray(E)
 
-    def run(step, yT, H0, th1, idx, rows, zi, dirs, rI, rII, krows):
+    def run(count, step, yT, H0, th1, idx, rows, zi, dirs, rI, rII, krows):
         F = trained_outputs(kind, count, A_, E_, yT, step)
         z0 = jnp.zeros((w, N))
         dH0 = jnp.zeros((w,) * 3 + (N,) * 3)
