@@ -70,7 +70,7 @@ def predict(config: Mapping[str, Any] | Request, *, form: str = "auto",
     tensor (``tensor_rel_error_estimates``, relative to its largest entry: the capped
     integrals' errors propagated through the recursion by re-running it with the caps halved
     and quartered, for kinked activations doubled,
-    :func:`feyntk.numbers.driver.propagated_errors`; measured 2-51× the actual error,
+    :func:`feyntk.numbers.driver.propagated_errors`; measured 2.8-51× the actual error,
     ``benchmarks/RESULTS-error-estimates.md``; second-order names are covered by the
     per-integral estimate instead), their maximum (``max_rel_error_estimate``, ``worst_tensor``),
     the largest per-integral estimate (``max_integral_rel_error_estimate``,

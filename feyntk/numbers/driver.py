@@ -312,7 +312,7 @@ def propagated_errors(network: Network, x: np.ndarray, layer: int, stepper: Laye
       with the 3- and 4-sample caps halved and quartered
       (:func:`~feyntk.numbers.gaussian.tensor_levels` at ``fine − 1``, ``fine − 2``);
       :func:`~feyntk.numbers.gaussian.tensor_error` extrapolates the two differences to the
-      error of ``values`` (4-51× the measured error; tanh, gelu, N = 4, 8, depth 3, 10).
+      error of ``values`` (2.8-51× the measured error; tanh, N = 4, 8, depth 3, 10).
     * Kinked activations (polar, conical and piecewise rules, error falling geometrically):
       once, with those caps doubled (:func:`~feyntk.numbers.gaussian.kinked_levels` at
       ``fine + 1``); :func:`~feyntk.numbers.gaussian.refined_error`: 3× the difference. The
