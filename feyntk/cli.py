@@ -308,9 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "reference loops, or auto (default: JAX on a GPU, else numba); "
                          "K2, V1, V6 always use the numpy loops (numba, jax refuse them)")
     sp.add_argument("--quadrature", choices=("default", "fine"), default="default",
-                    help="fine: double the largest Gauss-Hermite rule of 3- and 4-input "
-                         "integrals (slower; use when a QuadratureWarning says integrals "
-                         "stopped unconverged, see the output's \"quadrature\" entry)")
+                    help="fine: double the largest rule of 3- and 4-input integrals "
+                         "(Gauss-Hermite for smooth activations; the conical, polar and "
+                         "piecewise rules the relu family falls back to) - slower; use when a "
+                         "QuadratureWarning says the tensors' estimated error is too large, "
+                         "see the output's \"quadrature\" entry")
     sp.add_argument("-v", "--verbose", action="store_true",
                     help="print the wall time of every layer step to stderr")
 
