@@ -66,3 +66,33 @@ def test_memo_bound_and_rows():
     assert m.nbytes == 10 * 17
     m.run(key, 24, np.array([0]), 10, 2, compute)  # past the bound: computed, not kept
     assert (key, 24) not in m.store and m.nbytes == 10 * 17
+
+
+
+def test_memo_stays_within_the_memory_budget(monkeypatch):
+    """The memo keeps integrals only within what max_memory_bytes leaves after the evaluation's
+    own need (the refusal model): at a budget 1 byte above that need it keeps nothing, and the
+    results are the same bit for bit."""
+    from feyntk.numbers import driver
+
+    cfg = _config()
+    needs, memos = [], []
+    check, distinct = driver.check_memory, driver.on_distinct
+
+    def spy_check(need, *a, **k):
+        needs.append(need)
+        return check(need, *a, **k)
+
+    def spy_distinct(x, stepper, *a, **k):
+        out = distinct(x, stepper, *a, **k)
+        memos.append(stepper.memo)
+        return out
+
+    monkeypatch.setattr(driver, "check_memory", spy_check)
+    monkeypatch.setattr(driver, "on_distinct", spy_distinct)
+    free = feyntk.predict(cfg, backend="numba")
+    assert memos[-1].nbytes > 0 and memos[-1].limit == memo_mod.MEMO_BYTES
+    tight = feyntk.predict(cfg, backend="numba", max_memory_bytes=needs[-1] + 1)
+    assert memos[-1].limit == 1 and memos[-1].nbytes == 0
+    for t in cfg["tensors"]:
+        np.testing.assert_array_equal(free["tensors"][t]["value"], tight["tensors"][t]["value"])

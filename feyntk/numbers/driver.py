@@ -188,6 +188,9 @@ def on_distinct(x: np.ndarray, stepper: LayerStep, evaluate: Callable[[np.ndarra
         holds += f"; {held} copies of the results for the error estimate"
     distinct = "" if stepper.originals is None else " distinct"
     check_memory(need, budget, f"{what} for N = {x.shape[0]}{distinct} inputs", holds)
+    memo = getattr(stepper, "memo", None)
+    if memo is not None:  # the kept integrals (kernels.memo) live within what the budget leaves
+        memo.limit = max(0, min(memo.limit, (MEMORY_BUDGET if budget is None else budget) - need))
     out = evaluate(x)
     return out if rep is None else expand(out, rep)
 
