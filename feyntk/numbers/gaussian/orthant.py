@@ -104,7 +104,7 @@ def orthant4(R: np.ndarray, nodes=None) -> np.ndarray:
         c = R[:, k, l][:, None] * t
         om = (1.0 - r0) + r0 * s2  # 1 − r, accurate at r → 1
         op = (1.0 + r0) - r0 * s2  # 1 + r, accurate at r → −1
-        q = om * op
+        q = om * op  # > 0 at every node: s² > 0 and |ρ| ≤ 1
         dk, dl = aki - akj, ali - alj
         sk, sl = aki + akj, ali + alj
         # numerators in the form that cancels least: near r = 1 through (a_i − a_j) and 1 − r,
@@ -114,7 +114,6 @@ def orthant4(R: np.ndarray, nodes=None) -> np.ndarray:
         nll = np.where(near1, dl * dl + 2 * om * ali * alj, sl * sl - 2 * op * ali * alj)
         nkl = np.where(near1, dk * dl + om * (aki * alj + akj * ali),
                        sk * sl - op * (aki * alj + akj * ali))
-        q = np.where(q > 0, q, np.finfo(float).tiny)
         ckk = 1.0 - nkk / q
         cll = 1.0 - nll / q
         ckl = c - nkl / q
